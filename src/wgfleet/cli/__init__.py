@@ -1,0 +1,63 @@
+"""The `wgfleet` command line: argument parsing and the one place exceptions become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from wgfleet import __version__
+from wgfleet.errors import ExitStatus, WgfleetError
+
+
+class _Registrar(Protocol):
+    def __call__(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
+
+
+def _registrars() -> list[_Registrar]:
+    from wgfleet.cli import lab
+
+    found: list[_Registrar] = [lab.register]
+    try:
+        from wgfleet.cli import inventory
+    except ImportError:  # pragma: no cover - while the inventory commands are being built
+        return found
+    found.append(inventory.register)
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="wgfleet",
+        description="Agentless rollout and verification of route-based WireGuard VPNs with BGP.",
+    )
+    parser.add_argument("--version", action="version", version=f"wgfleet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in _registrars():
+        register(subparsers)
+    return parser
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except WgfleetError as exc:
+        print(f"wgfleet: error: {exc}", file=sys.stderr)
+        return int(exc.exit_status)
+    except KeyboardInterrupt:
+        print("wgfleet: interrupted", file=sys.stderr)
+        return int(ExitStatus.INTERRUPTED)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
