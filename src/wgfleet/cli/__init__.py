@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -15,15 +16,15 @@ class _Registrar(Protocol):
     def __call__(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
 
 
-def _registrars() -> list[_Registrar]:
-    from wgfleet.cli import lab
+# Sub-command modules, each exposing ``register(subparsers)``; order is the --help order.
+_COMMAND_MODULES = ("inventory", "plan", "lab")
 
-    found: list[_Registrar] = [lab.register]
-    try:
-        from wgfleet.cli import inventory
-    except ImportError:  # pragma: no cover - while the inventory commands are being built
-        return found
-    found.append(inventory.register)
+
+def _registrars() -> list[_Registrar]:
+    found: list[_Registrar] = []
+    for name in _COMMAND_MODULES:
+        module = importlib.import_module(f"wgfleet.cli.{name}")
+        found.append(module.register)
     return found
 
 
