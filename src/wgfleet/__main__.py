@@ -1,0 +1,5 @@
+"""``python -m wgfleet`` runs the CLI."""
+
+from wgfleet.cli import run
+
+run()
