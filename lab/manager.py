@@ -165,6 +165,8 @@ def up(topo: LabTopology) -> LabState:
 def _check_ports_free(topo: LabTopology) -> None:
     for gw in topo.gateways:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the front door will: TIME_WAIT leftovers of an earlier lab are no conflict.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((str(gw.mgmt_address), topo.port))
             except OSError as exc:
@@ -485,3 +487,12 @@ def power_off(name: str, gateway: str, state_root: Path = DEFAULT_STATE_ROOT) ->
     procs = state.hosts.get(gw.name, {})
     stop_processes([p for p in (procs.get("init"), procs.get("unshare")) if p])
     (topo.state_dir / "hosts" / gw.name / "ready").unlink(missing_ok=True)
+
+
+def pid_of(name: str, gateway: str, state_root: Path = DEFAULT_STATE_ROOT) -> int | None:
+    """The root-namespace PID of a gateway's PID 1, or None when it is off."""
+    state = load_state(state_root / name)
+    if state is None or not state.hosts or gateway not in state.hosts:
+        return None
+    init = state.hosts[gateway].get("init")
+    return init.pid if init and init.alive() else None

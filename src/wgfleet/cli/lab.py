@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -126,10 +127,12 @@ def _status(args: argparse.Namespace) -> int:
                 f"{row.hostname or row.error}"
             )
     down = [row.gateway for row in rows if not row.reachable]
+    # The summary goes to stderr in JSON mode so that stdout stays one JSON document.
+    summary = sys.stderr if args.format == "json" else sys.stdout
     if down:
-        print(f"{len(down)} of {len(rows)} gateways unreachable: {', '.join(down)}")
+        print(f"{len(down)} of {len(rows)} gateways unreachable: {', '.join(down)}", file=summary)
         return int(ExitStatus.UNREACHABLE)
-    print(f"all {len(rows)} gateways reachable")
+    print(f"all {len(rows)} gateways reachable", file=summary)
     return int(ExitStatus.OK)
 
 
