@@ -23,8 +23,13 @@ from wgfleet.lab.status import lab_client
 from wgfleet.lab.system import check_root, check_tools
 from wgfleet.lab.topology import LabGateway, LabTopology, build_topology
 
-LAB_NAME = "pytest"
-LAB_PORT = 2298
+# Several test sessions may share a machine (two developers, or CI beside a demo lab):
+# WGFLEET_TEST_LAB=N (a digit) gives a session its own lab names and ports.
+_SLOT = os.environ.get("WGFLEET_TEST_LAB", "")
+LAB_NAME = f"pytest{_SLOT}"
+LAB_PORT = 2298 - 10 * int(_SLOT or 0)
+SMALL_LAB_NAME = f"pytestb{_SLOT}"
+SMALL_LAB_PORT = LAB_PORT - 1
 STATE_ROOT = Path("/var/lib/wgfleet-lab")
 
 

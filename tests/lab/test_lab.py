@@ -15,6 +15,8 @@ import pytest
 from tests.lab.conftest import (
     LAB_NAME,
     LAB_PORT,
+    SMALL_LAB_NAME,
+    SMALL_LAB_PORT,
     STATE_ROOT,
     Lab,
     leftovers,
@@ -178,8 +180,8 @@ def test_lab_inventory_matches_the_lab(lab: Lab) -> None:
 
 # --- a second, small lab: teardown, partial builds and bad input ---------------------------
 
-SMALL = "pytestb"
-SMALL_PORT = 2297
+SMALL = SMALL_LAB_NAME
+SMALL_PORT = SMALL_LAB_PORT
 
 
 def _wgfleet(*args: str, env: dict[str, str] | None = None, user: str | None = None):  # type: ignore[no-untyped-def]
