@@ -23,6 +23,7 @@ from wgfleet import inventory_values as v
 from wgfleet.errors import BadInputError, Problem
 from wgfleet.inventory_nornir import (
     CONNECTION,
+    INVALID,
     Element,
     Inheritance,
     check_data_keys,
@@ -125,8 +126,8 @@ def _build(settings: FleetSettings, sites: list[SiteDraft], members: list[Member
                 index=_known(member.gateway.index),
                 endpoint=endpoint,
                 hostname=_known(member.hostname),
-                port=member.port,
-                username=member.username,
+                port=_known(member.port),
+                username=_known(member.username),
                 become=member.gateway.become,
                 wireguard=member.gateway.wireguard,
                 keepalive=member.gateway.keepalive,
@@ -138,6 +139,13 @@ def _build(settings: FleetSettings, sites: list[SiteDraft], members: list[Member
         sites=tuple(sorted(built_sites.values(), key=lambda site: site.number)),
         gateways=tuple(sorted(gateways, key=lambda gw: (gw.site, gw.index))),
     )
+
+
+def _valid(value: Any, default: Any) -> Any:
+    """Map an inherited attribute to a Member field: default if unset, None if invalid."""
+    if value is None:
+        return default
+    return None if value is INVALID else value
 
 
 def _known(value: T | None) -> T:
@@ -193,9 +201,9 @@ def load_fleet(inventory_dir: Path) -> Fleet:
                 name=name,
                 site=_membership(host.scope, chain, sites),
                 gateway=parse_gateway(host.scope, host.data["gateway"]),
-                hostname=hostname,
-                port=inheritance.attribute(host, "port") or 22,
-                username=inheritance.attribute(host, "username") or "root",
+                hostname=_valid(hostname, None),
+                port=_valid(inheritance.attribute(host, "port"), 22),
+                username=_valid(inheritance.attribute(host, "username"), "root"),
             )
         )
     problems += check_fleet(settings, list(sites.values()), members)

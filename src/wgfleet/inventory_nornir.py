@@ -29,15 +29,27 @@ _OBJECT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 DATA_HOME = {"fleet": "defaults.yaml", "site": "groups.yaml", "gateway": "hosts.yaml"}
 
 
+INVALID: Any = type("Invalid", (), {"__repr__": lambda self: "INVALID"})()
+"""An attribute that is set but invalid (its problem is recorded): not inherited past."""
+
+
+def _attribute(section: v.Section, key: str, parse: v.Parser[Any]) -> Any:
+    return section.read(key, parse, INVALID) if section.has(key) else None
+
+
 @dataclass
 class Element:
-    """A host, group or the defaults, as Nornir sees it before inheritance."""
+    """A host, group or the defaults, as Nornir sees it before inheritance.
+
+    ``hostname``, ``port`` and ``username`` are ``None`` when absent and
+    :data:`INVALID` when set to something invalid.
+    """
 
     name: str
     scope: v.Scope
-    hostname: str | None
-    port: int | None
-    username: str | None
+    hostname: Any
+    port: Any
+    username: Any
     groups: tuple[str, ...]
     data: dict[str, Any]
     options: dict[str, dict[str, Any]]
@@ -59,9 +71,9 @@ def _connection_options(scope: v.Scope, value: Any) -> dict[str, dict[str, Any]]
                 with contextlib.suppress(v.Invalid):
                     v.path(scope, f"{section.field('extras')}.{key}", extras[key])
         options[name] = {
-            "hostname": section.read("hostname", v.hostname, None),
-            "port": section.read("port", v.integer(1, PORT_MAX), None),
-            "username": section.read("username", v.username, None),
+            "hostname": _attribute(section, "hostname", v.hostname),
+            "port": _attribute(section, "port", v.integer(1, PORT_MAX)),
+            "username": _attribute(section, "username", v.username),
         }
     return options
 
@@ -76,9 +88,9 @@ def read_element(scope: v.Scope, value: Any, *, grouped: bool = True) -> Element
     return Element(
         name=scope.where,
         scope=scope,
-        hostname=section.read("hostname", v.hostname, None),
-        port=section.read("port", v.integer(1, PORT_MAX), None),
-        username=section.read("username", v.username, None),
+        hostname=_attribute(section, "hostname", v.hostname),
+        port=_attribute(section, "port", v.integer(1, PORT_MAX)),
+        username=_attribute(section, "username", v.username),
         groups=section.read("groups", v.list_of(v.text), ()),
         data=section.read("data", v.mapping, {}),
         options=_connection_options(scope, section.data.get("connection_options") or {}),
@@ -188,7 +200,12 @@ class Inheritance:
         return [*found, self.defaults.options.get(CONNECTION, {})]
 
     def attribute(self, host: Element, key: str) -> Any:
-        """Resolve ``hostname``/``port``/``username`` for the wgssh connection, like Nornir."""
+        """Resolve ``hostname``/``port``/``username`` for the wgssh connection, like Nornir.
+
+        Returns:
+            The value; ``None`` when set nowhere; :data:`INVALID` when the value that
+            would win is invalid (its problem is already recorded).
+        """
         for options in self._options(host):
             if options.get(key) is not None:
                 return options[key]

@@ -29,8 +29,8 @@ class Member:
     site: str | None
     gateway: GatewayDraft
     hostname: str | None
-    port: int
-    username: str
+    port: int | None
+    username: str | None
 
 
 def _site_problem(site: SiteDraft, field: str, message: str) -> Problem:
@@ -184,7 +184,7 @@ def _check_gateways(
                     f"duplicate endpoint {gateway.endpoint} (also {endpoints[gateway.endpoint]})",
                 )
             endpoints.setdefault(gateway.endpoint, member.name)
-        if member.hostname is not None:
+        if member.hostname is not None and member.port is not None:
             target = (member.hostname.lower(), member.port)
             if target in management:
                 yield _host_problem(
@@ -212,7 +212,7 @@ def _check_gateways(
                 "become: sudo needs a non-root username (username is 'root'); "
                 "set username, or use become: root",
             )
-        elif gateway.become == "root" and member.username != "root":
+        elif gateway.become == "root" and member.username not in ("root", None):
             yield _host_problem(
                 member,
                 "data.gateway.become",

@@ -44,8 +44,8 @@ from wgfleet.model import (
 )
 
 ASN_MAX = 4294967295
-# RFC 7607 (0), RFC 6793 (AS_TRANS 23456), RFC 7300 (last 16- and 32-bit ASNs).
-RESERVED_ASNS = {0: "reserved", 23456: "AS_TRANS", 65535: "reserved", ASN_MAX: "reserved"}
+# RFC 6793 (AS_TRANS 23456), RFC 7300 (last 16- and 32-bit ASNs); 0 (RFC 7607) is below range.
+RESERVED_ASNS = {23456: "AS_TRANS", 65535: "reserved", ASN_MAX: "reserved"}
 MTU_MIN = 1280  # IPv6's minimum link MTU: every tunnel carries IPv6
 MTU_MAX = 9000
 PORT_MAX = 65535
@@ -220,7 +220,7 @@ def parse_fleet(scope: v.Scope, value: Any) -> FleetSettings:
 
 
 def _asn(scope: v.Scope, field: str, value: Any) -> int:
-    asn = v.integer(0, ASN_MAX)(scope, field, value)
+    asn = v.integer(1, ASN_MAX)(scope, field, value)
     if asn in RESERVED_ASNS:
         scope.fail(field, f"AS {asn} is {RESERVED_ASNS[asn]} and cannot be used")
     return asn

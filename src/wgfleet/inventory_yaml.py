@@ -157,7 +157,10 @@ def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
         document = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        context = exc.context or ""
+        if context and exc.context_mark is not None and exc.context_mark is not mark:
+            context += f" (from line {exc.context_mark.line + 1})"
+        what = " ".join(part for part in (context, exc.problem) if part)
         if mark is None:
             return None, [Problem(file, "", "", f"YAML syntax error: {what}")]
         return None, [

@@ -1,0 +1,124 @@
+"""Data-driven bad inventories: each ``bad_inventories/<case>.yaml`` is one case, no code.
+
+A spec starts from the shipped ``inventory/`` (the article's fleet), changes it, and lists
+the problems ``load_fleet`` must report. Keys of a spec, applied in this order:
+
+- ``files``: ``{file: text}`` replaces a whole file; ``{file: null}`` removes it;
+- ``replace``: ``{file: [[old, new], ...]}`` textual edits (``old`` must occur);
+- ``set``: ``{file: {dotted.path: value}}`` sets a value (``V1-1.data.gateway.index``;
+  integers index lists; missing mappings are created);
+- ``delete``: ``{file: [dotted.path, ...]}`` removes keys;
+- ``expect``: a list of ``{file, where, field, message}``; ``file``/``where``/``field``
+  must be equal when given, ``message`` must be a substring.
+
+Every expected entry must match a reported problem, and every reported problem must be
+matched by an expected entry: nothing unexpected may be reported.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from wgfleet.errors import BadInputError, ExitStatus, Problem
+from wgfleet.inventory import load_fleet
+from wgfleet.inventory_yaml import load_yaml
+
+SPECS = Path(__file__).parent / "bad_inventories"
+SHIPPED = Path(__file__).parents[2] / "inventory"
+SPEC_KEYS = {"description", "files", "replace", "set", "delete", "expect"}
+
+
+def _specs() -> list[Path]:
+    return sorted(SPECS.glob("*.yaml"))
+
+
+def _load_spec(path: Path) -> dict[str, Any]:
+    spec, problems = load_yaml(path.read_text(encoding="utf-8"), path.name)
+    assert not problems, problems
+    assert isinstance(spec, dict), f"{path.name}: a spec is a mapping"
+    assert set(spec) <= SPEC_KEYS, f"{path.name}: unknown keys {set(spec) - SPEC_KEYS}"
+    assert spec.get("description"), f"{path.name}: say what the case is about"
+    assert spec.get("expect"), f"{path.name}: list the expected problems"
+    return spec
+
+
+def _walk(document: Any, parts: list[str]) -> Any:
+    for part in parts:
+        if isinstance(document, list):
+            document = document[int(part)]
+        else:
+            document = document.setdefault(part, {})
+    return document
+
+
+def _apply(directory: Path, spec: dict[str, Any]) -> None:
+    for file, content in (spec.get("files") or {}).items():
+        if content is None:
+            (directory / file).unlink()
+        else:
+            (directory / file).write_text(content, encoding="utf-8")
+    for file, edits in (spec.get("replace") or {}).items():
+        text = (directory / file).read_text(encoding="utf-8")
+        for old, new in edits:
+            assert old in text, f"{old!r} not found in {file}"
+            text = text.replace(old, new)
+        (directory / file).write_text(text, encoding="utf-8")
+    for file in {*(spec.get("set") or {}), *(spec.get("delete") or {})}:
+        document = yaml.safe_load((directory / file).read_text(encoding="utf-8")) or {}
+        for dotted, value in ((spec.get("set") or {}).get(file) or {}).items():
+            *parents, last = str(dotted).split(".")
+            container = _walk(document, parents)
+            if isinstance(container, list):
+                container[int(last)] = value
+            else:
+                container[last] = value
+        for dotted in (spec.get("delete") or {}).get(file) or []:
+            *parents, last = str(dotted).split(".")
+            container = _walk(document, parents)
+            del container[int(last) if isinstance(container, list) else last]
+        (directory / file).write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def _matches(expected: dict[str, str], problem: Problem) -> bool:
+    return (
+        all(
+            expected[key] == getattr(problem, key)
+            for key in ("file", "where", "field")
+            if key in expected
+        )
+        and str(expected.get("message", "")) in problem.message
+    )
+
+
+@pytest.fixture
+def inventory_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "inventory"
+    shutil.copytree(SHIPPED, target)
+    return target
+
+
+def test_there_are_enough_specs() -> None:
+    assert len(_specs()) >= 25
+
+
+@pytest.mark.parametrize("spec_path", _specs(), ids=lambda path: path.stem)
+def test_bad_inventory(spec_path: Path, inventory_copy: Path) -> None:
+    spec = _load_spec(spec_path)
+    _apply(inventory_copy, spec)
+
+    with pytest.raises(BadInputError) as caught:
+        load_fleet(inventory_copy)
+
+    problems = caught.value.problems
+    assert caught.value.exit_status == ExitStatus.BAD_INPUT
+    expected: list[dict[str, str]] = spec["expect"]
+    missing = [entry for entry in expected if not any(_matches(entry, p) for p in problems)]
+    unexpected = [p for p in problems if not any(_matches(entry, p) for entry in expected)]
+    report = "\n".join(f"  {p!r}" for p in problems)
+    assert not missing, f"expected but not reported: {missing}\nreported:\n{report}"
+    assert not unexpected, f"reported but not expected: {unexpected}"
