@@ -45,7 +45,10 @@ def site(
             ipaddress.IPv4Network(f"10.{number // 256}.{number % 256}.0/24"),
         ),
         routing=SiteRouting(mode=mode, static=static, ospf_interfaces=ospf_interfaces),
-        probes=(ipaddress.IPv6Address(f"2001:db8:a{number:x}::1"),),
+        probes=(
+            ipaddress.IPv6Address(f"2001:db8:a{number:x}::1"),
+            ipaddress.IPv4Address(f"10.{number // 256}.{number % 256}.1"),
+        ),
         role=role,
     )
 
@@ -65,7 +68,7 @@ def gateway(site_number: int, index: int, *, keepalive: int | None = None) -> Ga
             SiteInterface(
                 name="lan0",
                 addresses=(
-                    ipaddress.IPv6Interface(f"2001:db8:a{s:x}::{10 + n:x}/64"),
+                    ipaddress.IPv6Interface(f"2001:db8:a{s:x}::{10 + n}/64"),
                     ipaddress.IPv4Interface(f"10.{s // 256}.{s % 256}.{10 + n}/24"),
                 ),
             ),

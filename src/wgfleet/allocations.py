@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from wgfleet.errors import BadInputError, Problem
+from wgfleet.inventory_yaml import load_yaml
 from wgfleet.model import FleetSettings
 
 FORMAT_VERSION = 1
@@ -132,15 +131,8 @@ def allocate(
         if name not in marks:
             mark = next(free_marks, None)
             if mark is None:
-                raise BadInputError(
-                    [
-                        _settings_problem(
-                            "listen_port_base",
-                            f"no free mark for {name}: at most "
-                            f"{highest} gateways fit the ports and interface names",
-                        )
-                    ]
-                )
+                message = f"no mark left for {name}: ports and interface names fit {highest}"
+                raise BadInputError([_settings_problem("listen_port_base", message)])
             marks[name] = mark
 
     wanted = {pair_key(a, b): (a, b) for a, b in pairs}
@@ -154,15 +146,8 @@ def allocate(
         index6, index4 = next(free6, None), next(free4, None)
         if index6 is None or index4 is None:
             field_name, pool = ("pools.ipv6", pool6) if index6 is None else ("pools.ipv4", pool4)
-            raise BadInputError(
-                [
-                    _settings_problem(
-                        field_name,
-                        f"{pool} is too small: the fleet needs "
-                        f"{len(wanted)} point-to-point subnets",
-                    )
-                ]
-            )
+            message = f"{pool} is too small: the fleet needs {len(wanted)} point-to-point subnets"
+            raise BadInputError([_settings_problem(field_name, message)])
         links[key] = Link(
             gateways=(a, b),
             ipv6=ipaddress.IPv6Network((int(pool6.network_address) + 2 * index6, 127)),
@@ -176,25 +161,6 @@ def _settings_problem(field_name: str, message: str) -> Problem:
 
 
 # --- loading and validation ---------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_allocations(path: Path, settings: FleetSettings) -> Allocations:
@@ -218,12 +184,9 @@ def parse_allocations(text: str, settings: FleetSettings, file: str) -> Allocati
     Raises:
         BadInputError: Every problem found, each naming the file and the entry.
     """
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        raise BadInputError([Problem(file, where, "", f"not valid YAML: {exc}")]) from exc
+    data, problems = load_yaml(text, file)
+    if problems:
+        raise BadInputError(problems)
     return _Validator(file, settings).run(data)
 
 
@@ -329,12 +292,8 @@ class _Validator:
         net6, even6 = self._pair(where, "ipv6", entry["ipv6"], 6)
         net4, even4 = self._pair(where, "ipv4", entry["ipv4"], 4)
         if even6 is not None and even4 is not None and even6 != even4:
-            self.add(
-                where,
-                "ipv4",
-                f"ownership mismatch: {names[even6]} owns the even IPv6 "
-                f"address but {names[even4]} owns the even IPv4 address",
-            )
+            message = f"ownership mismatch: {names[even6]} owns the even IPv6 address"
+            self.add(where, "ipv4", f"{message} but {names[even4]} owns the even IPv4 address")
         if len(self.problems) != problems_before or net6 is None or net4 is None:
             return None
         assert isinstance(net6, ipaddress.IPv6Network) and isinstance(net4, ipaddress.IPv4Network)
@@ -392,12 +351,8 @@ _HEADER = """\
 
 def _scalar(value: str) -> str:
     """Return ``value`` as a YAML flow scalar, quoted only when plain text would change it."""
-    try:
-        if yaml.safe_load(f"[{value}]") == [value]:
-            return value
-    except yaml.YAMLError:
-        pass
-    return json.dumps(value)
+    data, problems = load_yaml(f"[{value}]", "")
+    return value if not problems and data == [value] else json.dumps(value)
 
 
 def dump_allocations(allocations: Allocations) -> str:
