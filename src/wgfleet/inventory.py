@@ -16,6 +16,7 @@ Everything is checked in one pass; all problems are raised together as a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -154,6 +155,21 @@ def _known(value: T | None) -> T:
     return value
 
 
+def _in_file_order(
+    problems: Iterable[Problem], documents: dict[str, dict[Any, Any]]
+) -> list[Problem]:
+    """Sort problems by file, then host or group in file order, keeping their own order."""
+    rank = {file: rank for rank, file in enumerate(INVENTORY_FILES)}
+    position = {file: {str(k): n for n, k in enumerate(doc)} for file, doc in documents.items()}
+
+    def key(item: tuple[int, Problem]) -> tuple[int, int, int]:
+        index, problem = item
+        where = position.get(problem.file, {}).get(problem.where, -1)
+        return rank.get(problem.file, len(rank)), where, index
+
+    return [problem for _, problem in sorted(enumerate(problems), key=key)]
+
+
 def load_fleet(inventory_dir: Path) -> Fleet:
     """Load and validate an inventory directory.
 
@@ -208,7 +224,7 @@ def load_fleet(inventory_dir: Path) -> Fleet:
         )
     problems += check_fleet(settings, list(sites.values()), members)
     if problems:
-        raise BadInputError(list(dict.fromkeys(problems)))
+        raise BadInputError(_in_file_order(dict.fromkeys(problems), documents))
     return _build(settings, list(sites.values()), members)
 
 

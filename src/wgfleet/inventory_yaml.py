@@ -160,7 +160,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
         context = exc.context or ""
         if context and exc.context_mark is not None and exc.context_mark is not mark:
             context += f" (from line {exc.context_mark.line + 1})"
-        what = " ".join(part for part in (context, exc.problem) if part)
+        what = ": ".join(part for part in (context, exc.problem) if part)
         if mark is None:
             return None, [Problem(file, "", "", f"YAML syntax error: {what}")]
         return None, [
