@@ -1,0 +1,135 @@
+"""Every command line wgfleet runs on a gateway, built in one place from validated values.
+
+Inputs come from a validated inventory (interface, namespace and path names are checked
+for shell metacharacters) and are quoted here once more with ``shlex.quote``. Nothing in
+this module runs anything: the connection sends these strings, the tasks decide which.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from wgfleet.paths import GatewayPaths
+
+q = shlex.quote
+
+# Section markers of the gather script's output (see wgfleet.facts).
+MARK = "### wgfleet "
+
+# Strip the private key (field 2 of an interface line) ON THE GATEWAY: `wg show dump`
+# prints it in clear, and it must never cross the SSH connection.
+_SCRUB_DUMP = r"""awk -F'\t' 'BEGIN{OFS="\t"} NF==5{$2="(hidden)"} {print}'"""
+
+
+def in_netns(namespace: str, command: str) -> str:
+    """Run ``command`` (a shell command line) inside a network namespace."""
+    return f"ip netns exec {q(namespace)} sh -c {q(command)}"
+
+
+def gather_script(paths: GatewayPaths, interfaces: list[str]) -> str:
+    """One shell script that prints everything apply and verify need, in marked sections.
+
+    Read-only. Sections: identity, kernel WireGuard support, namespaces, links of both
+    namespaces, WireGuard state of both (private key scrubbed), sysctls, files wgfleet
+    manages, BIRD status and the interface that carries the SSH session.
+    """
+    ns = q(paths.namespace)
+    managed = [paths.peer_file(i) for i in interfaces] + [paths.bird_config]
+    lines = [
+        f"echo '{MARK}hostname'; hostname",
+        f"echo '{MARK}pubkey'; if [ -s {q(paths.private_key)} ]; then "
+        f"wg pubkey < {q(paths.private_key)}; fi",
+        f"echo '{MARK}kernel_wg'; if [ -d /sys/module/wireguard ]; then echo yes; else echo no; fi",
+        f"echo '{MARK}netns'; ip -j netns list",
+        f"echo '{MARK}links'; ip -j -d addr show",
+        f"echo '{MARK}wg'; wg show all dump 2>/dev/null | {_SCRUB_DUMP}",
+        f"echo '{MARK}private_links'; ip -n {ns} -j -d addr show 2>/dev/null",
+        f"echo '{MARK}private_wg'; ip netns exec {ns} wg show all dump 2>/dev/null | {_SCRUB_DUMP}",
+        f"echo '{MARK}sysctl'; ip netns exec {ns} sysctl -e net.ipv4.ip_forward "
+        "net.ipv6.conf.all.forwarding net.ipv6.conf.all.keep_addr_on_down "
+        "net.ipv6.conf.default.keep_addr_on_down 2>/dev/null",
+        f"echo '{MARK}peer_files'; ls -1 {q(paths.wireguard_dir)} 2>/dev/null",
+        *(f"echo '{MARK}file {path}'; cat {q(path)} 2>/dev/null" for path in managed),
+        f"echo '{MARK}bird'; birdc -r -s {q(paths.bird_socket)} show status 2>&1",
+        f"echo '{MARK}mgmt'; set -- $SSH_CONNECTION; "
+        'if [ -n "$1" ]; then ip -j route get "$1" 2>/dev/null; fi',
+        f"echo '{MARK}end'",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ensure_key(paths: GatewayPaths) -> str:
+    """Generate the private key on the gateway if it has none (umask 077); print the public key.
+
+    Prints ``generated`` first when it made a key. The key never leaves the gateway: only
+    ``wg pubkey`` output is printed.
+    """
+    key, directory = q(paths.private_key), q(paths.wireguard_dir)
+    return (
+        f"umask 077 && mkdir -p {directory} && chmod 700 {directory} && "
+        f"if [ ! -s {key} ]; then wg genkey > {key}.tmp && mv -f {key}.tmp {key} && "
+        f"echo generated; fi && wg pubkey < {key} | tee {q(paths.public_key)}"
+    )
+
+
+def feed_config(paths: GatewayPaths, interface: str, verb: str) -> str:
+    """``wg setconf|syncconf`` from the key file joined with the peer file, on the gateway.
+
+    FACTS: a file without PrivateKey would erase the interface's key, so the stream always
+    starts with an ``[Interface] PrivateKey`` section built from the key file, which must
+    exist and be non-empty (checked first: an empty key file would remove the key too).
+    """
+    key = q(paths.private_key)
+    return (
+        f"test -s {key} && {{ printf '[Interface]\\nPrivateKey = '; cat {key}; "
+        f"cat {q(paths.peer_file(interface))}; }} | wg {verb} {q(interface)} /dev/stdin"
+    )
+
+
+def create_userspace(interface: str) -> str:
+    """Start wireguard-go detached from the session, and wait until its UAPI answers.
+
+    ``setsid -w`` can return before wireguard-go's daemon has finished setting its TUN
+    device up; moving the link at that moment kills the daemon, so wait for ``wg show``.
+    """
+    i = q(interface)
+    return (
+        f"setsid -w wireguard-go {i} </dev/null >/dev/null 2>&1; "
+        f"for _ in $(seq 100); do wg show {i} listen-port >/dev/null 2>&1 && exit 0; "
+        "sleep 0.05; done; "
+        f"echo 'wireguard-go did not start {interface}' >&2; exit 1"
+    )
+
+
+def create_kernel(interface: str) -> str:
+    """Create a kernel WireGuard interface in the default namespace."""
+    return f"ip link add dev {q(interface)} type wireguard"
+
+
+def ip_ns(namespace: str | None, args: str) -> str:
+    """An ``ip`` command, in a namespace when given (``ip -n NS …``)."""
+    return f"ip -n {q(namespace)} {args}" if namespace else f"ip {args}"
+
+
+def bird_check(path: str) -> str:
+    """Syntax-check a BIRD config without starting anything."""
+    return f"bird -p -c {q(path)}"
+
+
+def bird_start(paths: GatewayPaths) -> str:
+    """Start the BIRD instance inside the private namespace with its own socket and pidfile."""
+    return (
+        f"mkdir -p {q(str(_dirname(paths.bird_socket)))} && "
+        f"ip netns exec {q(paths.namespace)} bird -c {q(paths.bird_config)} "
+        f"-s {q(paths.bird_socket)} -P {q(paths.bird_pidfile)}"
+    )
+
+
+def birdc(paths: GatewayPaths, command: str, *, readonly: bool = False) -> str:
+    """A birdc command against wgfleet's instance."""
+    flag = "-r " if readonly else ""
+    return f"birdc {flag}-s {q(paths.bird_socket)} {command}"
+
+
+def _dirname(path: str) -> str:
+    return path.rsplit("/", 1)[0] or "/"

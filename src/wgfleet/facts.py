@@ -1,0 +1,103 @@
+"""What a gateway looks like right now, parsed from one run of the gather script (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from wgfleet.commands import MARK
+from wgfleet.parsers import ParseError
+from wgfleet.parsers.iproute import Link, parse_ip_links
+from wgfleet.parsers.wg import WgInterface, parse_wg_dump
+
+
+@dataclass(frozen=True)
+class GatewayFacts:
+    """Observed state of one gateway (never holds a private key)."""
+
+    hostname: str
+    public_key: str | None
+    kernel_wireguard: bool
+    namespaces: frozenset[str]
+    links: dict[str, Link]
+    private_links: dict[str, Link]
+    wireguard: dict[str, WgInterface]
+    sysctls: dict[str, str]
+    peer_files: frozenset[str]
+    files: dict[str, str | None]
+    bird_running: bool
+    bird_status: str
+    mgmt_interface: str | None = None
+    raw_sections: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def has_namespace(self, name: str) -> bool:
+        """True when the named network namespace exists."""
+        return name in self.namespaces
+
+
+def split_sections(text: str) -> dict[str, str]:
+    """Split the gather output into its marked sections."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith(MARK):
+            current = sections.setdefault(line[len(MARK) :].strip(), [])
+            continue
+        if current is not None:
+            current.append(line)
+    if "end" not in sections:
+        raise ParseError("gather script", "output is truncated (no end marker)")
+    return {name: "\n".join(lines) for name, lines in sections.items()}
+
+
+def _sysctls(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _mgmt_interface(text: str) -> str | None:
+    try:
+        routes = json.loads(text) if text.strip() else []
+    except json.JSONDecodeError:
+        return None
+    return str(routes[0].get("dev")) if routes and isinstance(routes[0], dict) else None
+
+
+def parse_gather(text: str) -> GatewayFacts:
+    """Turn the gather script's output into GatewayFacts."""
+    s = split_sections(text)
+    netns_text = s.get("netns", "").strip()
+    namespaces = (
+        frozenset(entry["name"] for entry in json.loads(netns_text)) if netns_text else frozenset()
+    )
+    wireguard = parse_wg_dump(s.get("wg", ""))
+    wireguard.update(parse_wg_dump(s.get("private_wg", "")))
+    files = {
+        name.removeprefix("file ").strip(): (body + "\n" if body else None)
+        for name, body in s.items()
+        if name.startswith("file ")
+    }
+    bird_status = s.get("bird", "")
+    public_key = s.get("pubkey", "").strip() or None
+    return GatewayFacts(
+        hostname=s.get("hostname", "").strip(),
+        public_key=public_key,
+        kernel_wireguard=s.get("kernel_wg", "").strip() == "yes",
+        namespaces=namespaces,
+        links=parse_ip_links(s.get("links", "")),
+        private_links=parse_ip_links(s.get("private_links", "")),
+        wireguard=wireguard,
+        sysctls=_sysctls(s.get("sysctl", "")),
+        peer_files=frozenset(
+            line.strip() for line in s.get("peer_files", "").splitlines() if line.strip()
+        ),
+        files=files,
+        bird_running="Daemon is up and running" in bird_status,
+        bird_status=bird_status.strip(),
+        mgmt_interface=_mgmt_interface(s.get("mgmt", "")),
+        raw_sections=s,
+    )
