@@ -222,7 +222,8 @@ def load_fleet(inventory_dir: Path) -> Fleet:
                 username=_valid(inheritance.attribute(host, "username"), "root"),
             )
         )
-    problems += check_fleet(settings, list(sites.values()), members)
+    broken = frozenset((problem.field, problem.where) for problem in problems)
+    problems += check_fleet(settings, list(sites.values()), members, broken)
     if problems:
         raise BadInputError(_in_file_order(dict.fromkeys(problems), documents))
     return _build(settings, list(sites.values()), members)

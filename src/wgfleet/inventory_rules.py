@@ -19,6 +19,7 @@ from wgfleet.inventory_values import IFNAMSIZ_MAX
 from wgfleet.model import FleetSettings, IPNetwork
 
 _FLEET = ("defaults.yaml", "defaults")
+Broken = frozenset[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,59 @@ def tunnel_pairs(sites: list[SiteDraft], members: list[Member], topology: str) -
     return total
 
 
+@dataclass(frozen=True)
+class _Placed:
+    """A site prefix and where it was written (its rank in file order)."""
+
+    prefix: IPNetwork
+    rank: int
+    site: SiteDraft
+    index: int
+
+
+def _check_overlaps(sites: list[SiteDraft]) -> Iterator[Problem]:
+    """Report every pair of overlapping site prefixes, at the one written later.
+
+    Prefixes are sorted by start address; since two prefixes either nest or are
+    disjoint, the stack of open prefixes holds exactly those that contain the next one.
+    """
+    placed = [
+        _Placed(prefix, rank, site, index)
+        for rank, (site, index, prefix) in enumerate(
+            (site, index, prefix) for site in sites for index, prefix in enumerate(site.prefixes)
+        )
+    ]
+    placed.sort(
+        key=lambda p: (p.prefix.version, int(p.prefix.network_address), p.prefix.prefixlen, p.rank)
+    )
+    pairs: list[tuple[_Placed, _Placed]] = []
+    stack: list[_Placed] = []
+    for entry in placed:
+        while stack and (
+            stack[-1].prefix.version != entry.prefix.version
+            or int(stack[-1].prefix.broadcast_address) < int(entry.prefix.network_address)
+        ):
+            stack.pop()
+        pairs += [(container, entry) for container in stack]
+        stack.append(entry)
+    for first, second in sorted(pairs, key=lambda pair: sorted((pair[0].rank, pair[1].rank))):
+        earlier, later = (first, second) if first.rank < second.rank else (second, first)
+        owner = "another prefix of this site" if earlier.site is later.site else earlier.site.name
+        yield _site_problem(
+            later.site,
+            f"data.site.prefixes[{later.index}]",
+            f"{later.prefix} overlaps {earlier.prefix} of {owner}",
+        )
+
+
 def _check_sites(
-    settings: FleetSettings, sites: list[SiteDraft], members: list[Member]
+    settings: FleetSettings,
+    sites: list[SiteDraft],
+    members: list[Member],
+    broken: Broken,
 ) -> Iterator[Problem]:
     numbers: dict[int, str] = {}
     asns: dict[int, str] = {}
-    seen: list[tuple[IPNetwork, SiteDraft]] = []
     populated = {member.site for member in members}
     for site in sites:
         if site.number is not None and site.number in numbers:
@@ -83,10 +131,6 @@ def _check_sites(
             asns[site.asn] = site.name
         for index, prefix in enumerate(site.prefixes):
             field = f"data.site.prefixes[{index}]"
-            for other_prefix, other in seen:
-                if prefix.version == other_prefix.version and prefix.overlaps(other_prefix):
-                    owner = "another prefix of this site" if other is site else other.name
-                    yield _site_problem(site, field, f"{prefix} overlaps {other_prefix} of {owner}")
             for pool, key in ((settings.pool6, "ipv6"), (settings.pool4, "ipv4")):
                 if prefix.version == pool.version and prefix.overlaps(pool):
                     yield _site_problem(
@@ -95,7 +139,6 @@ def _check_sites(
                         f"{prefix} overlaps the point-to-point pool {pool} "
                         f"(defaults.yaml data.fleet.pools.{key})",
                     )
-            seen.append((prefix, site))
         for index, probe in enumerate(site.probes):
             if site.prefixes and not any(probe in prefix for prefix in site.prefixes):
                 yield _site_problem(
@@ -108,6 +151,8 @@ def _check_sites(
                 site, "data.site", "no gateway belongs to this site (add it to a host's groups)"
             )
     if settings.topology == "hub-and-spoke" and not any(site.role == "hub" for site in sites):
+        if any(("data.site.role", site.name) in broken for site in sites):
+            return
         yield _fleet_problem(
             "topology", "hub-and-spoke needs at least one site with role: hub in groups.yaml"
         )
@@ -251,10 +296,18 @@ def _check_endpoint_families(
 
 
 def _check_fleet(
-    settings: FleetSettings, sites: list[SiteDraft], members: list[Member]
+    settings: FleetSettings,
+    sites: list[SiteDraft],
+    members: list[Member],
+    broken: Broken,
 ) -> Iterator[Problem]:
     tunnels = tunnel_pairs(sites, members, settings.topology)
+    unsure = ("data.fleet.topology", "defaults") in broken or any(
+        ("data.site.role", site.name) in broken for site in sites
+    )
     for pool, key, bits in ((settings.pool6, "ipv6", 128), (settings.pool4, "ipv4", 32)):
+        if unsure or (f"data.fleet.pools.{key}", "defaults") in broken:
+            continue  # the default stands in for an invalid value: its size proves nothing
         capacity = (1 << (bits - pool.prefixlen)) // 2
         if capacity < tunnels:
             size = "/127" if bits == 128 else "/31"
@@ -280,7 +333,10 @@ def _check_fleet(
 
 
 def check_fleet(
-    settings: FleetSettings, sites: list[SiteDraft], members: list[Member]
+    settings: FleetSettings,
+    sites: list[SiteDraft],
+    members: list[Member],
+    broken: Broken = frozenset(),
 ) -> list[Problem]:
     """Apply every cross-object rule.
 
@@ -288,12 +344,15 @@ def check_fleet(
         settings: The fleet settings (defaults where invalid).
         sites: Every site group, in file order.
         members: Every gateway host, in file order.
+        broken: ``(field, where)`` of values already reported invalid: rules that
+            would judge the default standing in for them are skipped.
 
     Returns:
         The problems found, in a stable order.
     """
     return [
-        *_check_sites(settings, sites, members),
+        *_check_sites(settings, sites, members, broken),
+        *_check_overlaps(sites),
         *_check_gateways(settings, sites, members),
-        *_check_fleet(settings, sites, members),
+        *_check_fleet(settings, sites, members, broken),
     ]

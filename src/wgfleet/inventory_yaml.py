@@ -23,8 +23,13 @@ from wgfleet.errors import Problem
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class StrictLoader(yaml.SafeLoader):
-    """A ``SafeLoader`` with YAML 1.2 core-schema scalar resolution.
+# libyaml's parser when PyYAML was built with it (10x faster on large fleets); the
+# resolver and constructor stay in Python, so the behaviour is the same.
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """A safe loader with YAML 1.2 core-schema scalar resolution.
 
     Duplicate keys are found on the composed node tree by :func:`load_yaml` (so every
     duplicate is reported with its path and line, not only the first one).

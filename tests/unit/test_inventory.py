@@ -399,7 +399,7 @@ def test_merge_keys_are_not_duplicates() -> None:
 def test_syntax_error_is_located() -> None:
     _, [problem] = load_yaml("a: 1\n b: 2\n", "defaults.yaml")
     assert (problem.file, problem.where) == ("defaults.yaml", "line 2")
-    assert problem.message.startswith("YAML syntax error: mapping values are not allowed here")
+    assert problem.message.startswith("YAML syntax error: mapping values are not allowed")
 
 
 def test_python_tags_are_refused() -> None:
