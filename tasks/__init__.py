@@ -1,0 +1,29 @@
+"""Nornir tasks: the only code that talks to gateways. Usable from a plain Nornir script.
+
+Example::
+
+    from nornir_utils.plugins.functions import print_result
+    from wgfleet.inventory import load_nornir
+    from wgfleet.tasks import ensure_keys
+
+    nr = load_nornir(Path("inventory"))
+    print_result(nr.run(task=ensure_keys, dry_run=True))
+"""
+
+from wgfleet.tasks.converge import (
+    apply_gateway,
+    converge_bird,
+    converge_namespace,
+    converge_tunnels,
+    ensure_keys,
+    gather_facts,
+)
+
+__all__ = [
+    "apply_gateway",
+    "converge_bird",
+    "converge_namespace",
+    "converge_tunnels",
+    "ensure_keys",
+    "gather_facts",
+]

@@ -72,6 +72,12 @@ def ensure_key(paths: GatewayPaths) -> str:
     )
 
 
+def read_public_key(paths: GatewayPaths) -> str:
+    """Print the gateway's public key, or nothing when it has no private key yet."""
+    key = q(paths.private_key)
+    return f"if [ -s {key} ]; then wg pubkey < {key}; fi"
+
+
 def feed_config(paths: GatewayPaths, interface: str, verb: str) -> str:
     """``wg setconf|syncconf`` from the key file joined with the peer file, on the gateway.
 

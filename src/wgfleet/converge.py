@@ -160,7 +160,7 @@ def peer_file_changes(rendered: RenderedGateway, facts: GatewayFacts) -> list[Fi
     ]
 
 
-def _wg_matches(tunnel: Tunnel, facts: GatewayFacts, peer_key: str) -> bool:
+def wg_matches(tunnel: Tunnel, facts: GatewayFacts, peer_key: str) -> bool:
     live = facts.wireguard.get(tunnel.interface)
     if live is None or live.public_key != facts.public_key or not live.has_private_key:
         return False
@@ -197,7 +197,7 @@ def tunnel_steps(
         name = tunnel.interface
         addresses: set[object] = {tunnel.local6, tunnel.local4}
         if name in facts.private_links:
-            if name in rewritten or not _wg_matches(tunnel, facts, public_keys[tunnel.peer]):
+            if name in rewritten or not wg_matches(tunnel, facts, public_keys[tunnel.peer]):
                 steps.append(
                     Step(
                         f"update {name} towards {tunnel.peer} in place",

@@ -53,8 +53,8 @@ class FleetSettings:
     namespace: str = "private"
     topology: Topology = "full-mesh"
     listen_port_base: int = 5800
-    pool6: ipaddress.IPv6Network = ipaddress.IPv6Network("2001:db8:ff::/64")
-    pool4: ipaddress.IPv4Network = ipaddress.IPv4Network("169.254.1.0/24")
+    pool6: ipaddress.IPv6Network = ipaddress.IPv6Network("2001:db8:ff::/64")  # noqa: RUF009
+    pool4: ipaddress.IPv4Network = ipaddress.IPv4Network("169.254.1.0/24")  # noqa: RUF009
     mtu: int = 1420
     bgp: BgpTimers = field(default_factory=BgpTimers)
     bfd: bool = False
