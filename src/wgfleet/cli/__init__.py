@@ -17,7 +17,7 @@ class _Registrar(Protocol):
 
 
 # Sub-command modules, each exposing ``register(subparsers)``; order is the --help order.
-_COMMAND_MODULES = ("inventory", "plan", "lab")
+_COMMAND_MODULES = ("inventory", "plan", "apply", "lab")
 
 
 def _registrars() -> list[_Registrar]:

@@ -1,0 +1,332 @@
+"""Run a task across the fleet: inventory → plan → Nornir, with outcomes per gateway.
+
+The CLI and the runbook engine share this: it selects gateways (``--limit``), collects
+public keys, converges, and turns Nornir's results into one outcome per gateway so that a
+gateway that fails or cannot be reached is reported and never silently dropped.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from nornir.core import Nornir
+from nornir.core.inventory import Host
+from nornir.core.processor import Processor
+from nornir.core.task import AggregatedResult, MultiResult, Task
+
+from wgfleet.allocations import load_allocations, save_allocations
+from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
+from wgfleet.inventory import load_fleet, load_nornir
+from wgfleet.model import Fleet
+from wgfleet.plan import FleetPlan, plan_fleet
+from wgfleet.tasks import apply_gateway, ensure_keys
+
+ALLOCATIONS_FILE = "allocations.yaml"
+Status = Literal["ok", "changed", "failed", "unreachable"]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated inventory with its plan."""
+
+    inventory: Path
+    fleet: Fleet
+    plan: FleetPlan
+    allocations_pending: bool
+
+
+def load(inventory: Path, *, save_allocations_file: bool) -> Loaded:
+    """Validate the inventory and plan it; record new allocations when asked (atomically)."""
+    fleet = load_fleet(inventory)
+    path = inventory / ALLOCATIONS_FILE
+    current = load_allocations(path, fleet.settings)
+    plan, new = plan_fleet(fleet, current)
+    pending = new != current
+    if pending and save_allocations_file:
+        save_allocations(path, new)
+        pending = False
+    return Loaded(inventory, fleet, plan, pending)
+
+
+def select(nr: Nornir, limit: Sequence[str] | None) -> Nornir:
+    """Filter by host name, site group (``site2``) or any group; every name must match."""
+    if not limit:
+        return nr
+    names = {n.strip() for item in limit for n in item.split(",") if n.strip()}
+    known = set(nr.inventory.hosts) | set(nr.inventory.groups)
+    unknown = sorted(names - known)
+    if unknown:
+        raise BadInputError(
+            [
+                Problem("--limit", n, "", "no host or group of that name in the inventory")
+                for n in unknown
+            ]
+        )
+
+    def wanted(host: Host) -> bool:
+        return host.name in names or any(g.name in names for g in host.groups)
+
+    return nr.filter(filter_func=wanted)
+
+
+@dataclass
+class Outcome:
+    """What happened on one gateway."""
+
+    host: str
+    status: Status
+    message: str = ""
+    diff: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class RunReport:
+    """Outcomes of a fleet-wide run, in inventory order."""
+
+    action: str
+    check: bool
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """Failed beats unreachable beats success."""
+        statuses = {o.status for o in self.outcomes}
+        if "failed" in statuses:
+            return ExitStatus.FAILED
+        if "unreachable" in statuses:
+            return ExitStatus.UNREACHABLE
+        return ExitStatus.OK
+
+
+_UNREACHABLE_HINTS = (
+    "Unable to connect",
+    "timed out",
+    "Connection refused",
+    "No route to host",
+    "Error reading SSH protocol banner",
+    "known_hosts",
+    "host key",
+)
+
+
+def _is_unreachable(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if getattr(exc, "unreachable", False) or isinstance(exc, (OSError, EOFError)):
+            return True
+        if type(exc).__name__ in {
+            "SSHException",
+            "NoValidConnectionsError",
+            "AuthenticationException",
+        }:
+            return True
+        text = str(exc)
+        if any(hint in text for hint in _UNREACHABLE_HINTS):
+            return True
+        nested = _first_exception(getattr(exc, "result", None))
+        exc = nested if nested is not None else exc.__cause__
+    return False
+
+
+def _first_exception(result: Any) -> BaseException | None:
+    if isinstance(result, MultiResult):
+        for sub in result:
+            if sub.exception is not None:
+                return sub.exception
+    return None
+
+
+def _failure_message(multi: MultiResult) -> str:
+    """The most specific message among a host's results (innermost failure first)."""
+    for result in reversed(list(multi)):
+        if not result.failed:
+            continue
+        if result.exception is not None and not type(result.exception).__name__.startswith(
+            "Nornir"
+        ):
+            exc = result.exception
+            return str(exc) if isinstance(exc, WgfleetError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(result.result, str) and result.result:
+            return result.result
+    return "failed (see the log)"
+
+
+def outcomes(
+    result: AggregatedResult, hosts: Iterable[str], timings: dict[str, float]
+) -> list[Outcome]:
+    """One Outcome per host, unreachable told apart from failed."""
+    found: list[Outcome] = []
+    for name in hosts:
+        multi = result.get(name)
+        if multi is None:
+            continue
+        seconds = timings.get(name, 0.0)
+        diff = "".join(
+            f"--- {r.name} ---\n{r.diff}" if r.diff and not r.diff.endswith("\n") else (
+                f"--- {r.name} ---\n{r.diff}" if r.diff else "")
+            for r in list(multi)[1:]
+        )  # fmt: skip
+        if multi.failed:
+            exc = next((r.exception for r in multi if r.exception is not None), None)
+            unreachable = _is_unreachable(exc)
+            found.append(
+                Outcome(
+                    name,
+                    "unreachable" if unreachable else "failed",
+                    _failure_message(multi),
+                    diff,
+                    seconds,
+                )
+            )
+            continue
+        top = multi[0]
+        status: Status = "changed" if multi.changed else "ok"
+        found.append(Outcome(name, status, str(top.result or ""), diff, seconds))
+    return found
+
+
+class Progress:
+    """A Nornir processor printing one line per gateway as it finishes (live progress)."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, label: str = "apply") -> None:
+        self.total = total
+        self.done = 0
+        self.stream = stream
+        self.label = label
+        self.started: dict[str, float] = {}
+        self.timings: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def task_started(self, task: Task) -> None:
+        pass
+
+    def task_completed(self, task: Task, result: AggregatedResult) -> None:
+        pass
+
+    def task_instance_started(self, task: Task, host: Host) -> None:
+        if task.parent_task is None:
+            self.started[host.name] = time.monotonic()
+
+    def task_instance_completed(self, task: Task, host: Host, result: MultiResult) -> None:
+        if task.parent_task is not None:
+            return
+        with self._lock:
+            self.done += 1
+            seconds = time.monotonic() - self.started.get(host.name, time.monotonic())
+            self.timings[host.name] = seconds
+            state = "FAILED" if result.failed else ("changed" if result.changed else "ok")
+            print(f"[{self.done}/{self.total}] {self.label} {host.name}: {state} ({seconds:.1f} s)",
+                  file=self.stream, flush=True)  # fmt: skip
+
+    def subtask_instance_started(self, task: Task, host: Host) -> None:
+        pass
+
+    def subtask_instance_completed(self, task: Task, host: Host, result: MultiResult) -> None:
+        pass
+
+
+def nornir_for(loaded: Loaded, workers: int) -> Nornir:
+    """Nornir over the inventory with ``workers`` threads (the inventory is already valid)."""
+    return load_nornir(
+        loaded.inventory, validate=False, runner={"options": {"num_workers": workers}}
+    )
+
+
+def collect_public_keys(
+    nr: Nornir, loaded: Loaded, targets: set[str], *, check: bool
+) -> tuple[dict[str, str], AggregatedResult]:
+    """Ensure keys on the targets (generate if missing) and read them from their peers."""
+    peers = {t.peer for name in targets for t in loaded.plan.gateway(name).tunnels} - targets
+    keys: dict[str, str] = {}
+    result = nr.filter(filter_func=lambda h: h.name in targets).run(
+        task=ensure_keys, plan=loaded.plan, dry_run=check, on_failed=True, name="ensure_keys"
+    )
+    if peers:
+        peer_result = nr.filter(filter_func=lambda h: h.name in peers).run(
+            task=ensure_keys, plan=loaded.plan, dry_run=True, on_failed=True, name="read_public_key"
+        )
+        for name, multi in peer_result.items():
+            if not multi.failed and multi[0].result:
+                keys[name] = multi[0].result
+    for name, multi in result.items():
+        if not multi.failed and multi[0].result:
+            keys[name] = multi[0].result
+    return keys, result
+
+
+def apply_fleet(
+    loaded: Loaded,
+    *,
+    limit: Sequence[str] | None = None,
+    check: bool = False,
+    workers: int = 20,
+    templates_dir: Path | None = None,
+    progress: TextIO | None = sys.stderr,
+) -> RunReport:
+    """Converge the selected gateways; return one outcome per gateway."""
+    started = time.monotonic()
+    nr = nornir_for(loaded, workers)
+    try:
+        selected = select(nr, limit)
+        targets = [
+            h for h in selected.inventory.hosts if h in {g.name for g in loaded.plan.gateways}
+        ]
+        keys, key_result = collect_public_keys(nr, loaded, set(targets), check=check)
+        failed_keys = [name for name in targets if key_result[name].failed]
+        report = RunReport("apply", check)
+        report.outcomes += outcomes(key_result, failed_keys, {})
+        ready = [name for name in targets if name not in failed_keys]
+        meter = Progress(len(ready), progress) if progress is not None else None
+        processors: list[Processor] = [meter] if meter is not None else []
+        runner = nr.filter(filter_func=lambda h: h.name in ready).with_processors(processors)
+        result = runner.run(
+            task=apply_gateway,
+            plan=loaded.plan,
+            public_keys=keys,
+            templates_dir=templates_dir,
+            dry_run=check,
+            on_failed=True,
+            name="apply_gateway",
+        )
+        timings = meter.timings if meter is not None else {}
+        report.outcomes += outcomes(result, ready, timings)
+        for outcome in report.outcomes:
+            if outcome.host in key_result and key_result[outcome.host].changed:
+                outcome.status = "changed" if outcome.status == "ok" else outcome.status
+                outcome.diff = (key_result[outcome.host][0].diff or "") + outcome.diff
+        order = {name: i for i, name in enumerate(targets)}
+        report.outcomes.sort(key=lambda o: order.get(o.host, 0))
+        report.seconds = time.monotonic() - started
+        return report
+    finally:
+        nr.close_connections(on_good=True, on_failed=True)
+
+
+def format_summary(report: RunReport) -> str:
+    """A table: gateway, status, time, message; then totals."""
+    rows = [("GATEWAY", "STATUS", "TIME", "DETAIL")]
+    for o in report.outcomes:
+        status = o.status.upper() if o.status in ("failed", "unreachable") else o.status
+        if report.check and o.status == "changed":
+            status = "would change"
+        first = o.message.splitlines()[0] if o.message else ""
+        rows.append((o.host, status, f"{o.seconds:.1f} s", first))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [
+        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip()
+        for r in rows
+    ]
+    counts: dict[str, int] = {}
+    for o in report.outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    total = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    mode = " (check: nothing was changed)" if report.check else ""
+    lines.append(f"{len(report.outcomes)} gateways: {total} in {report.seconds:.1f} s{mode}")
+    return "\n".join(lines)
