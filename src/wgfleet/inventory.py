@@ -16,6 +16,7 @@ Everything is checked in one pass; all problems are raised together as a
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,7 +32,7 @@ from wgfleet.inventory_nornir import (
     read_element,
     read_elements,
 )
-from wgfleet.inventory_rules import Member, check_fleet
+from wgfleet.inventory_rules import Member, check_fleet, count_tunnels
 from wgfleet.inventory_schema import SiteDraft, parse_fleet, parse_gateway, parse_site
 from wgfleet.inventory_yaml import load_yaml
 from wgfleet.model import Fleet, FleetSettings, Gateway, Site
@@ -48,7 +49,8 @@ T = TypeVar("T")
 def _read_documents(inventory_dir: Path) -> tuple[dict[str, dict[Any, Any]], list[Problem]]:
     """Parse the three files; raise when one is missing or cannot be parsed at all."""
     if not inventory_dir.is_dir():
-        raise BadInputError([Problem(str(inventory_dir), "", "", "inventory directory not found")])
+        what = "is not a directory" if inventory_dir.exists() else "inventory directory not found"
+        raise BadInputError([Problem(str(inventory_dir), "", "", what)])
     documents: dict[str, dict[Any, Any]] = {}
     problems: list[Problem] = []
     for file in INVENTORY_FILES:
@@ -84,11 +86,14 @@ def _read_documents(inventory_dir: Path) -> tuple[dict[str, dict[Any, Any]], lis
 
 
 def _membership(
-    member_scope: v.Scope, chain: list[Element], sites: dict[str, SiteDraft]
+    member_scope: v.Scope, chain: list[Element], sites: dict[str, SiteDraft], *, quiet: bool
 ) -> str | None:
+    """Return the one site group of a gateway, or report why there is not exactly one."""
     found = [element.name for element in chain[1:-1] if element.name in sites]
     if len(found) == 1:
         return found[0]
+    if quiet:  # its groups are already reported invalid
+        return None
     if found:
         member_scope.add(
             "groups",
@@ -201,6 +206,7 @@ def load_fleet(inventory_dir: Path) -> Fleet:
         if "site" in group.data
     }
     members: list[Member] = []
+    bad_groups = {p.where for p in problems if p.file == "hosts.yaml" and p.field == "groups"}
     for name, host in hosts.items():
         if host.data.get("gateway") is None:
             if "gateway" in host.data:
@@ -215,7 +221,7 @@ def load_fleet(inventory_dir: Path) -> Fleet:
         members.append(
             Member(
                 name=name,
-                site=_membership(host.scope, chain, sites),
+                site=_membership(host.scope, chain, sites, quiet=name in bad_groups),
                 gateway=parse_gateway(host.scope, host.data["gateway"]),
                 hostname=_valid(hostname, None),
                 port=_valid(inheritance.attribute(host, "port"), 22),
@@ -230,15 +236,14 @@ def load_fleet(inventory_dir: Path) -> Fleet:
 
 
 def tunnel_count(fleet: Fleet) -> int:
-    """Return how many tunnels the fleet's topology needs (pairs of peering gateways)."""
+    """Return how many tunnels the fleet's topology needs (pairs of peering gateways).
+
+    Full mesh: every pair of gateways of different sites. Hub-and-spoke: only the pairs
+    with at least one gateway of a hub site.
+    """
     hubs = {site.number for site in fleet.sites if site.role == "hub"}
-    return sum(
-        1
-        for index, first in enumerate(fleet.gateways)
-        for second in fleet.gateways[index + 1 :]
-        if first.site != second.site
-        and (fleet.settings.topology == "full-mesh" or first.site in hubs or second.site in hubs)
-    )
+    per_site = Counter(gateway.site for gateway in fleet.gateways)
+    return count_tunnels(per_site, hubs, fleet.settings.topology)
 
 
 def load_nornir(inventory_dir: Path, *, validate: bool = True, **kwargs: Any) -> Nornir:

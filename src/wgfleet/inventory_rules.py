@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from itertools import combinations
+from typing import TypeVar
 
 from wgfleet.errors import Problem
 from wgfleet.inventory_schema import PORT_MAX, GatewayDraft, SiteDraft
 from wgfleet.inventory_values import IFNAMSIZ_MAX
 from wgfleet.model import FleetSettings, IPNetwork
 
+K = TypeVar("K")
 _FLEET = ("defaults.yaml", "defaults")
 Broken = frozenset[tuple[str, str]]
 
@@ -46,18 +47,23 @@ def _fleet_problem(field: str, message: str) -> Problem:
     return Problem(*_FLEET, f"data.fleet.{field}", message)
 
 
-def tunnel_pairs(sites: list[SiteDraft], members: list[Member], topology: str) -> int:
-    """Count the tunnels the topology needs (pairs of gateways of different sites).
+def count_tunnels(per_site: Mapping[K, int], hubs: Collection[K], topology: str) -> int:
+    """Count the pairs of gateways of different sites that the topology connects.
 
-    Full mesh: every such pair. Hub-and-spoke: only pairs with at least one hub gateway.
+    Args:
+        per_site: Number of gateways per site (any site key).
+        hubs: The keys of hub sites.
+        topology: ``full-mesh`` (every pair) or ``hub-and-spoke`` (pairs with a hub).
+
+    Returns:
+        The number of tunnels; each needs one /127 and one /31.
     """
-    hubs = {site.name for site in sites if site.role == "hub"}
-    per_site = Counter(member.site for member in members if member.site is not None)
-    total = sum(a * b for (_, a), (_, b) in combinations(per_site.items(), 2))
+    total = sum(per_site.values())
+    pairs = (total * total - sum(n * n for n in per_site.values())) // 2
     if topology == "hub-and-spoke":
-        spokes = [count for name, count in per_site.items() if name not in hubs]
-        total -= sum(a * b for a, b in combinations(spokes, 2))
-    return total
+        spokes = [count for site, count in per_site.items() if site not in hubs]
+        pairs -= (sum(spokes) ** 2 - sum(n * n for n in spokes)) // 2
+    return pairs
 
 
 @dataclass(frozen=True)
@@ -181,10 +187,14 @@ def _check_site_interfaces(
                 for prefix in site.prefixes
             ):
                 prefixes = ", ".join(str(prefix) for prefix in site.prefixes)
+                inside = any(addr.ip in prefix for prefix in site.prefixes)
                 yield _host_problem(
                     member,
                     f"{field}.addresses[{number}]",
-                    f"{addr} is outside the prefixes of {site.name} ({prefixes})",
+                    f"the subnet {addr.network} of {addr} is larger than the prefixes of "
+                    f"{site.name} ({prefixes})"
+                    if inside
+                    else f"{addr} is outside the prefixes of {site.name} ({prefixes})",
                 )
     routing = site.routing if site is not None else None
     if routing is None:
@@ -301,7 +311,9 @@ def _check_fleet(
     members: list[Member],
     broken: Broken,
 ) -> Iterator[Problem]:
-    tunnels = tunnel_pairs(sites, members, settings.topology)
+    hubs = {site.name for site in sites if site.role == "hub"}
+    per_site = Counter(member.site for member in members if member.site is not None)
+    tunnels = count_tunnels(per_site, hubs, settings.topology)
     unsure = ("data.fleet.topology", "defaults") in broken or any(
         ("data.site.role", site.name) in broken for site in sites
     )

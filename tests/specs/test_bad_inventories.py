@@ -6,7 +6,8 @@ the problems ``load_fleet`` must report. Keys of a spec, applied in this order:
 - ``files``: ``{file: text}`` replaces a whole file; ``{file: null}`` removes it;
 - ``replace``: ``{file: [[old, new], ...]}`` textual edits (``old`` must occur);
 - ``set``: ``{file: {dotted.path: value}}`` sets a value (``V1-1.data.gateway.index``;
-  integers index lists; missing mappings are created);
+  integers index lists, the index just past the end appends; missing mappings are
+  created);
 - ``delete``: ``{file: [dotted.path, ...]}`` removes keys;
 - ``expect``: a list of ``{file, where, field, message}``; ``file``/``where``/``field``
   must be equal when given, ``message`` must be a substring.
@@ -73,7 +74,9 @@ def _apply(directory: Path, spec: dict[str, Any]) -> None:
         for dotted, value in ((spec.get("set") or {}).get(file) or {}).items():
             *parents, last = str(dotted).split(".")
             container = _walk(document, parents)
-            if isinstance(container, list):
+            if isinstance(container, list) and int(last) == len(container):
+                container.append(value)
+            elif isinstance(container, list):
                 container[int(last)] = value
             else:
                 container[last] = value
