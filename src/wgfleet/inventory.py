@@ -175,7 +175,7 @@ def _in_file_order(
     return [problem for _, problem in sorted(enumerate(problems), key=key)]
 
 
-def load_fleet(inventory_dir: Path) -> Fleet:
+def load_fleet(inventory_dir: Path | str) -> Fleet:
     """Load and validate an inventory directory.
 
     Args:
@@ -188,7 +188,7 @@ def load_fleet(inventory_dir: Path) -> Fleet:
         BadInputError: With every problem found, each naming file, host or group and
             field; also when the directory or one of the files is missing.
     """
-    documents, problems = _read_documents(inventory_dir)
+    documents, problems = _read_documents(Path(inventory_dir))
     hosts = read_elements("hosts.yaml", documents["hosts.yaml"], problems)
     groups = read_elements("groups.yaml", documents["groups.yaml"], problems)
     scope = v.Scope("defaults.yaml", "defaults", problems)
@@ -246,7 +246,7 @@ def tunnel_count(fleet: Fleet) -> int:
     return count_tunnels(per_site, hubs, fleet.settings.topology)
 
 
-def load_nornir(inventory_dir: Path, *, validate: bool = True, **kwargs: Any) -> Nornir:
+def load_nornir(inventory_dir: Path | str, *, validate: bool = True, **kwargs: Any) -> Nornir:
     """Return a Nornir object for the inventory (SimpleInventory, threaded runner, no log file).
 
     Args:
@@ -264,6 +264,7 @@ def load_nornir(inventory_dir: Path, *, validate: bool = True, **kwargs: Any) ->
     """
     from nornir import InitNornir
 
+    inventory_dir = Path(inventory_dir)
     if validate:
         load_fleet(inventory_dir)
     config: dict[str, Any] = {

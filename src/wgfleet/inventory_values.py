@@ -1,4 +1,4 @@
-"""Typed, located reading of inventory values: every parser records a Problem instead of raising.
+"""Typed, located reading of inventory values, recording a Problem for each bad one.
 
 A parser is a function ``(scope, field, value) -> T``: it returns the parsed value, or
 records a :class:`~wgfleet.errors.Problem` in ``scope`` and raises :class:`Invalid`, which
