@@ -145,9 +145,7 @@ def routing_fleet() -> Fleet:
     base = FleetSettings(bfd=True)
     result = fleet(sites, {1: 2, 2: 1, 3: 2}, settings=base)
     # A NAT-ed gateway sends keepalives.
-    gateways = tuple(
-        replace(g, keepalive=25) if g.name == "V2-1" else g for g in result.gateways
-    )
+    gateways = tuple(replace(g, keepalive=25) if g.name == "V2-1" else g for g in result.gateways)
     return replace(result, gateways=gateways)
 
 

@@ -325,9 +325,9 @@ def _tunnel(
         peer_endpoint=peer.endpoint,
         peer_port=settings.listen_port_base + allocations.marks[gateway.name],
         local6=local6,
-        peer6=link.address6(peer.name).ip,
+        peer6=link.host6(peer.name),
         local4=local4,
-        peer4=link.address4(peer.name).ip,
+        peer4=link.host4(peer.name),
         keepalive=gateway.keepalive or 0,
         mtu=settings.mtu,
     )
