@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -104,6 +106,7 @@ def template_environment(templates_dir: Path | None = None) -> jinja2.Environmen
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates do not change during a run: no stat per file
         autoescape=False,  # noqa: S701 - configuration files, not HTML
     )
 
@@ -277,14 +280,26 @@ class SessionView:
     description: str
 
 
-def _sets(label: str, prefixes: Iterable[IPNetwork]) -> dict[str, PrefixSet]:
-    """Return the non-empty per-family prefix sets ``<label>_NETS4`` and ``<label>_NETS6``."""
-    prefixes = tuple(prefixes)
+@functools.lru_cache(maxsize=65536)
+def _nets(prefixes: tuple[IPNetwork, ...]) -> Mapping[str, tuple[str, ...]]:
+    """Return a site's prefixes as BIRD prefix-set items (``p+``) per family ("4", "6").
+
+    Cached, so a large fleet formats each site's prefixes once, not once per gateway.
+    """
+    return {
+        family: tuple(f"{p}+" for p in prefixes if p.version == version)
+        for family, version in (("4", 4), ("6", 6))
+    }
+
+
+def _sets(label: str, nets: Iterable[Mapping[str, tuple[str, ...]]]) -> dict[str, PrefixSet]:
+    """Return the non-empty prefix sets ``<label>_NETS4`` and ``<label>_NETS6``."""
+    parts = list(nets)
     result: dict[str, PrefixSet] = {}
-    for family, version in (("4", 4), ("6", 6)):
-        chosen = tuple(f"{p}+" for p in prefixes if p.version == version)
-        if chosen:
-            result[family] = PrefixSet(f"{label}_NETS{family}", chosen)
+    for family in ("4", "6"):
+        items = tuple(itertools.chain.from_iterable(part[family] for part in parts))
+        if items:
+            result[family] = PrefixSet(f"{label}_NETS{family}", items)
     return result
 
 
@@ -292,12 +307,12 @@ def bird_context(plan: FleetPlan, gateway: GatewayPlan, paths: GatewayPaths) -> 
     """Return the variables the BIRD template sees (documented in ``bird/bird.conf.j2``)."""
     site = gateway.site
     sets: dict[str, PrefixSet] = {}
-    local = _sets(f"SITE{site.number}", site.prefixes)
+    local = _sets(f"SITE{site.number}", [_nets(site.prefixes)])
     sets.update({s.name: s for s in local.values()})
     transit: dict[str, PrefixSet] = {}
     if gateway.role in ("hub", "spoke") and plan.transit_sites:
         members = [n for n in plan.transit_sites if gateway.role == "hub" or n != site.number]
-        transit = _sets("TRANSIT", (p for n in members for p in plan.site(n).prefixes))
+        transit = _sets("TRANSIT", (_nets(plan.site(n).prefixes) for n in members))
         sets.update({s.name: s for s in transit.values()})
 
     filters: dict[str, FilterSpec] = {}
@@ -306,7 +321,7 @@ def bird_context(plan: FleetPlan, gateway: GatewayPlan, paths: GatewayPaths) -> 
         fam: Literal["v4", "v6"] = "v4" if session.family == "ipv4" else "v6"
         digit = fam[1]
         peer_site: Site = plan.site(session.import_sites[0])
-        remote = _sets(f"SITE{peer_site.number}", peer_site.prefixes)
+        remote = _sets(f"SITE{peer_site.number}", [_nets(peer_site.prefixes)])
         sets.update({s.name: s for s in remote.values()})
         kind = "hub" if session.import_transit else "site"
         import_name = f"import_{kind}{peer_site.number}_{fam}"
