@@ -322,6 +322,13 @@ class SshSession:
                 key = transport.get_remote_server_key()
                 check_host_key(settings, HostKey(key.get_name(), key.asbytes()), known)
                 _authenticate(transport, settings)
+            except _LINK_ERRORS as exc:
+                transport.close()
+                raise UnreachableError(
+                    f"{settings.label}: the connection dropped during authentication ({exc}); "
+                    "check the gateway's sshd log",
+                    **settings.where,
+                ) from exc
             except BaseException:
                 transport.close()
                 raise
