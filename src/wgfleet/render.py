@@ -20,6 +20,7 @@ import binascii
 import functools
 import itertools
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,9 +126,17 @@ def _placeholder(peer: str) -> str:
     return f"PLACEHOLDER-public-key-of-{peer}-not-collected-yet"
 
 
+# Before 3.13, CPython can fail with "SystemError: AST constructor recursion depth mismatch"
+# when threads call compile() at once (python/cpython gh-106905). Nornir renders in threads,
+# each with its own Environment, so compiling templates is serialised; rendering is not.
+_COMPILE_LOCK = threading.Lock()
+
+
 def _render(env: jinja2.Environment, name: str, context: Mapping[str, object]) -> str:
     try:
-        return env.get_template(name).render(context)
+        with _COMPILE_LOCK:
+            template = env.get_template(name)
+        return template.render(context)
     except jinja2.TemplateSyntaxError as exc:
         where = f"line {exc.lineno}"
         raise BadInputError([Problem(exc.filename or name, where, "", exc.message or "")]) from exc
