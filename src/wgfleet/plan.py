@@ -140,14 +140,27 @@ class GatewayPlan:
 
 @dataclass(frozen=True)
 class FleetPlan:
-    """The plan of every gateway, in inventory order (site, then index)."""
+    """The plan of every gateway, in inventory order (site, then index).
+
+    Attributes:
+        settings: The fleet settings the plan was made with.
+        sites: Every site, by number.
+        gateways: Every gateway's plan, by (site, index).
+        transit_sites: In hub-and-spoke, the spoke sites whose routes hubs forward to the
+            other spokes; empty in a full mesh.
+    """
 
     settings: FleetSettings
     sites: tuple[Site, ...]
     gateways: tuple[GatewayPlan, ...]
     transit_sites: tuple[int, ...] = ()
-    _by_name: Mapping[str, GatewayPlan] = field(default_factory=dict, repr=False, compare=False)
-    _sites: Mapping[int, Site] = field(default_factory=dict, repr=False, compare=False)
+    _by_name: dict[str, GatewayPlan] = field(init=False, repr=False, compare=False)
+    _by_number: dict[int, Site] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Indexes, so lookups stay O(1) on fleets of thousands of gateways.
+        object.__setattr__(self, "_by_name", {g.name: g for g in self.gateways})
+        object.__setattr__(self, "_by_number", {s.number: s for s in self.sites})
 
     def gateway(self, name: str) -> GatewayPlan:
         """Return the plan of the named gateway (KeyError if unknown)."""
@@ -155,7 +168,7 @@ class FleetPlan:
 
     def site(self, number: int) -> Site:
         """Return the site with this number (KeyError if unknown)."""
-        return self._sites[number]
+        return self._by_number[number]
 
 
 def _order(gateway: Gateway) -> tuple[int, int, str]:
@@ -299,8 +312,6 @@ def plan_fleet(fleet: Fleet, allocations: Allocations) -> tuple[FleetPlan, Alloc
         sites=tuple(sorted(fleet.sites, key=lambda s: s.number)),
         gateways=tuple(plans),
         transit_sites=transit_sites,
-        _by_name={p.name: p for p in plans},
-        _sites=sites,
     )
     return plan, new
 
