@@ -5,7 +5,7 @@ afterwards is too late for a reader that opened the file in between (FACTS.md,
 CVE-2020-1736). So the OPEN request is sent here with the permissions in its attributes
 and ``O_EXCL``, on a random hidden name in the target's directory (a rename across
 filesystems would fail). Data goes in pipelined WRITE requests whose every status is
-checked (paramiko's own pipelined mode drops write errors), then ``fsync@openssh.com``,
+checked (paramiko's pipelined mode can drop write errors), then ``fsync@openssh.com``,
 owner and mode on the handle, the current target hard-linked to ``TARGET.prev``, and
 ``posix-rename@openssh.com`` over the target. Until that rename the target is untouched;
 a transfer cut off before it leaves at most a hidden ``.NAME.wgfleet-tmp-…`` file.
@@ -126,6 +126,21 @@ def _keep_previous(sftp: paramiko.SFTPClient, target: str) -> str | None:
     return previous
 
 
+class _WriteAcks:
+    """The WRITE answers that a wait for another SFTP request read first.
+
+    paramiko hands such answers to the object the request was registered with; with
+    ``type(None)`` (what its own pipelined writes use) it drops them, error statuses
+    included. Registering with this object keeps them for :meth:`AtomicWriter._ack`.
+    """
+
+    def __init__(self) -> None:
+        self.answers: dict[int, tuple[int, Any]] = {}
+
+    def _async_response(self, kind: int, msg: Any, number: int) -> None:
+        self.answers[number] = (kind, msg)
+
+
 class AtomicWriter:
     """A new version of a remote file, written to a temp and put in place on success.
 
@@ -160,6 +175,7 @@ class AtomicWriter:
         self._sftp: paramiko.SFTPClient | None = None
         self._file: paramiko.SFTPFile | None = None
         self._pending: deque[int] = deque()
+        self._acks = _WriteAcks()
 
     def __enter__(self) -> AtomicWriter:
         self._sftp = self._session.sftp()
@@ -170,10 +186,15 @@ class AtomicWriter:
         return self
 
     def _ack(self) -> None:
-        assert self._sftp is not None
+        """Wait for the oldest outstanding WRITE's status; an error status raises OSError."""
+        sftp = cast(Any, self._sftp)
         number = self._pending.popleft()
-        # Answers come in request order; reading the oldest first sees every status.
-        kind, _ = cast(Any, self._sftp)._read_response(number)
+        if number in self._acks.answers:
+            kind, msg = self._acks.answers.pop(number)
+            if kind == CMD_STATUS:
+                sftp._convert_status(msg)
+        else:
+            kind, _ = sftp._read_response(number)
         if kind != CMD_STATUS:
             raise paramiko.SFTPError(f"expected a status in answer to WRITE, got {kind}")
 
@@ -186,7 +207,7 @@ class AtomicWriter:
             for start in range(0, len(view), CHUNK):
                 chunk = bytes(view[start : start + CHUNK])
                 number = cast(Any, self._sftp)._async_request(
-                    type(None), CMD_WRITE, self._file.handle, int64(self.size), chunk
+                    self._acks, CMD_WRITE, self._file.handle, int64(self.size), chunk
                 )
                 self._pending.append(number)
                 self.size += len(chunk)
