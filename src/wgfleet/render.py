@@ -87,6 +87,30 @@ class RenderedGateway:
         return next(f for f in self.files if f.kind == "bird")
 
 
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """Compiled templates shared by every Environment of this process.
+
+    Each render call builds its own Environment, so without this every call (every
+    gateway of a Nornir run) would compile the templates again. Entries are keyed by
+    template file and checked against a checksum of its source, so an edited template is
+    compiled afresh; a plain dict is enough under the GIL.
+    """
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _CompiledTemplates()
+
+
 def template_environment(templates_dir: Path | None = None) -> jinja2.Environment:
     """Return a new Environment: ``templates_dir`` (if any) first, then the shipped templates.
 
@@ -109,6 +133,7 @@ def template_environment(templates_dir: Path | None = None) -> jinja2.Environmen
         lstrip_blocks=True,
         auto_reload=False,  # templates do not change during a run: no stat per file
         autoescape=False,  # noqa: S701 - configuration files, not HTML
+        bytecode_cache=_COMPILED,
     )
 
 
@@ -373,34 +398,3 @@ def bird_context(plan: FleetPlan, gateway: GatewayPlan, paths: GatewayPaths) -> 
 def _set_order(prefix_set: PrefixSet) -> tuple[int, int, str]:
     match = re.match(r"SITE(\d+)_", prefix_set.name)
     return (0, int(match.group(1)), prefix_set.name) if match else (1, 0, prefix_set.name)
-
-
-# --- review tree ------------------------------------------------------------------------------
-
-
-def write_tree(out_dir: Path, rendered: Iterable[RenderedGateway]) -> list[Path]:
-    """Write ``out_dir/<gateway>/<relative path>`` for review; return the files written.
-
-    Stale ``*.conf`` files of an earlier render (a tunnel that is gone) are removed from
-    the ``wireguard`` and ``bird`` directories of each rendered gateway, so the tree is
-    exactly what the gateway would get.
-    """
-    written: list[Path] = []
-    for gateway in rendered:
-        if gateway.name in ("", ".", "..") or "/" in gateway.name:
-            raise BadInputError(
-                [Problem("hosts.yaml", gateway.name, "", "not usable as a directory name")]
-            )
-        root = out_dir / gateway.name
-        keep = {root / f.relative_path for f in gateway.files}
-        for sub in ("wireguard", "bird"):
-            for stale in (root / sub).glob("*.conf") if (root / sub).is_dir() else ():
-                if stale not in keep:
-                    stale.unlink()
-        for file in gateway.files:
-            target = root / file.relative_path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(file.content, encoding="utf-8")
-            target.chmod(file.mode)
-            written.append(target)
-    return written

@@ -19,6 +19,7 @@ from tests.fleets import (
 )
 from tests.golden import check_tree
 from wgfleet.allocations import Allocations
+from wgfleet.cli.plan import write_tree
 from wgfleet.errors import BadInputError
 from wgfleet.model import Fleet
 from wgfleet.plan import FleetPlan, plan_fleet
@@ -28,7 +29,6 @@ from wgfleet.render import (
     render_fleet,
     render_gateway,
     template_environment,
-    write_tree,
 )
 
 FLEETS = {
@@ -223,3 +223,16 @@ def test_write_tree_writes_the_review_layout_and_drops_stale_files(tmp_path: Pat
     assert not stale.exists() and keep.exists()
     assert (tmp_path / "V1-1" / "wireguard" / "wg3.conf").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "V3-2" / "bird" / "wgfleet-private.conf").exists()
+
+
+def test_an_edited_template_is_compiled_again(tmp_path: Path) -> None:
+    (tmp_path / "wireguard").mkdir()
+    template = tmp_path / "wireguard" / "tunnel.conf.j2"
+    f = reference_fleet()
+    plan, keys = _plan(f), public_keys(f)
+    template.write_text("# one {{ tunnel.interface }}\n")
+    first = render_gateway(plan, "V1-1", keys, templates_dir=tmp_path)
+    template.write_text("# two {{ tunnel.interface }}\n")
+    second = render_gateway(plan, "V1-1", keys, templates_dir=tmp_path)
+    assert first.wireguard["wg3"].content == "# one wg3\n"
+    assert second.wireguard["wg3"].content == "# two wg3\n"

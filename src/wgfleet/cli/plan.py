@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from wgfleet.errors import BadInputError, ExitStatus, Problem
 from wgfleet.inventory import load_fleet
 from wgfleet.inventory_yaml import load_yaml
 from wgfleet.plan import FleetPlan, GatewayPlan, plan_fleet
-from wgfleet.render import render_fleet, write_tree
+from wgfleet.render import RenderedGateway, render_fleet
 
 DEFAULT_INVENTORY = Path("inventory")
 ALLOCATIONS_FILE = "allocations.yaml"
@@ -308,3 +309,31 @@ def format_table(gateways: list[GatewayPlan]) -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+def write_tree(out_dir: Path, rendered: Iterable[RenderedGateway]) -> list[Path]:
+    """Write ``out_dir/<gateway>/<relative path>`` for review; return the files written.
+
+    Stale ``*.conf`` files of an earlier render (a tunnel that is gone) are removed from
+    the ``wireguard`` and ``bird`` directories of each rendered gateway, so the tree is
+    exactly what the gateway would get.
+    """
+    written: list[Path] = []
+    for gateway in rendered:
+        if gateway.name in ("", ".", "..") or "/" in gateway.name:
+            raise BadInputError(
+                [Problem("hosts.yaml", gateway.name, "", "not usable as a directory name")]
+            )
+        root = out_dir / gateway.name
+        keep = {root / f.relative_path for f in gateway.files}
+        for sub in ("wireguard", "bird"):
+            for stale in (root / sub).glob("*.conf") if (root / sub).is_dir() else ():
+                if stale not in keep:
+                    stale.unlink()
+        for file in gateway.files:
+            target = root / file.relative_path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(file.content, encoding="utf-8")
+            target.chmod(file.mode)
+            written.append(target)
+    return written
