@@ -256,7 +256,10 @@ class CommandError(WgfleetError):
 
 
 class CommandTimeoutError(CommandError):
-    """A command ran longer than its timeout; it was sent SIGTERM and its channel closed.
+    """A command ran longer than its timeout and was stopped.
+
+    On the gateway coreutils ``timeout`` sent its process group SIGTERM (SIGKILL a few
+    seconds later); the client closed the channel.
 
     Attributes:
         timeout: The timeout in seconds.
