@@ -14,6 +14,7 @@ from typing import Any
 from nornir.core.task import Result, Task
 
 from wgfleet import commands as cmd
+from wgfleet.connection import WgSsh
 from wgfleet.converge import (
     FileChange,
     RefusedError,
@@ -39,12 +40,13 @@ class ApplyError(WgfleetError):
     """A change failed on a gateway; the message names the gateway, step and what to do."""
 
 
-def _conn(task: Task) -> Any:
-    return task.host.get_connection(CONNECTION, task.nornir.config)
+def _conn(task: Task) -> WgSsh:
+    connection: WgSsh = task.host.get_connection(CONNECTION, task.nornir.config)
+    return connection
 
 
 def _run(task: Task, command: str, *, what: str) -> str:
-    result = _conn(task).run(command)
+    result = _conn(task).run(command, check=False)
     if result.exit_status != 0:
         raise ApplyError(
             f"{task.host.name}: {what} failed (exit {result.exit_status}): "
@@ -72,7 +74,7 @@ def _report(files: list[FileChange], steps: list[Step], dry_run: bool) -> str:
 def _apply(task: Task, files: list[FileChange], steps: list[Step]) -> None:
     conn = _conn(task)
     for change in files:
-        conn.write_file(change.path, change.content.encode(), mode=change.mode)
+        conn.write_file(change.path, change.content, mode=change.mode)
     for step in steps:
         for command in step.commands:
             _run(task, command, what=step.description)
@@ -199,10 +201,10 @@ def converge_bird(
         return Result(host=task.host, changed=bool(steps), diff=report, result=action)
     conn = _conn(task)
     if change is not None:
-        conn.write_file(paths.bird_candidate, change.content.encode(), mode=change.mode)
-        check = conn.run(cmd.bird_check(paths.bird_candidate))
+        conn.write_file(paths.bird_candidate, change.content, mode=change.mode, keep_previous=False)
+        check = conn.run(cmd.bird_check(paths.bird_candidate), check=False)
         if check.exit_status != 0:
-            conn.run(f"rm -f {candidate}")
+            conn.run(f"rm -f {candidate}", check=False)
             return Result(
                 host=task.host,
                 failed=True,
@@ -232,7 +234,7 @@ def converge_bird(
 def _wait_bird(task: Task, paths: GatewayPaths) -> None:
     deadline = time.monotonic() + BIRD_START_TIMEOUT
     while True:
-        out = _conn(task).run(cmd.birdc(paths, "show status", readonly=True))
+        out = _conn(task).run(cmd.birdc(paths, "show status", readonly=True), check=False)
         if out.exit_status == 0 and "Daemon is up and running" in out.stdout:
             return
         if time.monotonic() > deadline:

@@ -25,6 +25,7 @@ from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
 from wgfleet.inventory import load_fleet, load_nornir
 from wgfleet.model import Fleet
 from wgfleet.plan import FleetPlan, plan_fleet
+from wgfleet.ssh_errors import SshError
 from wgfleet.tasks import apply_gateway, ensure_keys
 
 ALLOCATIONS_FILE = "allocations.yaml"
@@ -106,29 +107,10 @@ class RunReport:
         return ExitStatus.OK
 
 
-_UNREACHABLE_HINTS = (
-    "Unable to connect",
-    "timed out",
-    "Connection refused",
-    "No route to host",
-    "Error reading SSH protocol banner",
-    "known_hosts",
-    "host key",
-)
-
-
 def _is_unreachable(exc: BaseException | None) -> bool:
+    """True when the failure is the SSH connection itself (refused, timed out, host key …)."""
     while exc is not None:
-        if getattr(exc, "unreachable", False) or isinstance(exc, (OSError, EOFError)):
-            return True
-        if type(exc).__name__ in {
-            "SSHException",
-            "NoValidConnectionsError",
-            "AuthenticationException",
-        }:
-            return True
-        text = str(exc)
-        if any(hint in text for hint in _UNREACHABLE_HINTS):
+        if isinstance(exc, SshError):
             return True
         nested = _first_exception(getattr(exc, "result", None))
         exc = nested if nested is not None else exc.__cause__

@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WgfleetError as exc:
         print(f"wgfleet: error: {exc}", file=sys.stderr)
         return int(exc.exit_status)
+    except BrokenPipeError:  # `wgfleet … | head`: the reader went away, nothing to report
+        sys.stderr.close()
+        return int(ExitStatus.OK)
     except KeyboardInterrupt:
         print("wgfleet: interrupted", file=sys.stderr)
         return int(ExitStatus.INTERRUPTED)

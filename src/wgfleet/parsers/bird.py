@@ -61,6 +61,8 @@ def parse_birdc_protocols(text: str) -> dict[str, BirdProtocol]:
             raise BirdUnavailableError("birdc", "BIRD is not running here", line)
         if line.startswith("BIRD ") and line.rstrip().endswith("ready."):
             continue
+        if line.strip() == "Access restricted":  # birdc -r says so before the table
+            continue
         fields = line.split()
         if fields[:2] == ["Name", "Proto"]:
             continue
