@@ -23,6 +23,11 @@ def stderr_excerpt(stderr: str) -> str:
     return text
 
 
+def _name(host: str, address: str, port: int) -> str:
+    """How ``wgfleet hosts trust`` can name the host: its inventory name, else ADDRESS:PORT."""
+    return host if host != address else f"{address}:{port}"
+
+
 class SshError(WgfleetError):
     """A gateway could not be reached, or not safely: nothing ran on it.
 
@@ -39,12 +44,6 @@ class SshError(WgfleetError):
         self.host = host
         self.address = address
         self.port = port
-
-    @property
-    def where(self) -> str:
-        """``HOST (ADDRESS:PORT)``, or ``ADDRESS:PORT`` when the host is only known by address."""
-        endpoint = f"{self.address}:{self.port}"
-        return endpoint if self.host in (self.address, endpoint) else f"{self.host} ({endpoint})"
 
 
 class UnreachableError(SshError):
@@ -107,7 +106,7 @@ class UnknownHostKeyError(_HostKeyError):
         where = f"{host} ({address}:{port})" if host != address else f"{address}:{port}"
         super().__init__(
             f"{where}: host key {key_type} {fingerprint} is not in {known_hosts}; "
-            f"verify the fingerprint and run `wgfleet hosts trust {host}`",
+            f"verify the fingerprint and run `wgfleet hosts trust {_name(host, address, port)}`",
             host=host,
             address=address,
             port=port,
@@ -143,7 +142,7 @@ class HostKeyChangedError(_HostKeyError):
             f"{where} presented a different key ({key_type} {fingerprint}) than "
             f"{known_hosts} line {line} — possible man-in-the-middle, or the gateway was "
             f"reinstalled; only once you have verified the new fingerprint out of band, "
-            f"run `wgfleet hosts trust --replace {host}`",
+            f"run `wgfleet hosts trust --replace {_name(host, address, port)}`",
             host=host,
             address=address,
             port=port,

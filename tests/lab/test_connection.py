@@ -520,7 +520,8 @@ def test_hosts_trust_and_check(
     status, out, _ = run_cli("hosts", "trust", "-i", inv, "--yes", "V1-1")
     assert status == ExitStatus.FAILED and "DIFFERENT key" in out and "--replace" in out
     assert known_hosts.read_text() == tampered
-    status, out, _ = run_cli("hosts", "trust", "-i", inv, "--yes", "--replace", "V1-1")
+    address = f"{lab.gateway('V1-1').mgmt_address}:{lab.topo.port}"  # as errors show it
+    status, out, _ = run_cli("hosts", "trust", "-i", inv, "--yes", "--replace", address)
     assert status == ExitStatus.OK and "replaced in" in out
     assert sorted(known_hosts.read_text().splitlines()) == sorted(
         (lab.topo.state_dir / "known_hosts").read_text().splitlines()

@@ -63,7 +63,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     trust.add_argument(
-        "hosts", nargs="*", metavar="HOST", help="inventory names of the gateways to trust"
+        "hosts",
+        nargs="*",
+        metavar="HOST",
+        help="gateways to trust: inventory names, or addresses (ADDRESS or ADDRESS:PORT)",
     )
     trust.add_argument("--all", action="store_true", help="every host of the inventory")
     trust.add_argument(
@@ -105,13 +108,28 @@ def _select(inventory: Path, names: list[str], every: bool) -> list[Host]:
     hosts = nornir.inventory.hosts
     if every or not names:
         return list(hosts.values())
-    unknown = [name for name in names if name not in hosts]
+    chosen: dict[str, Host] = {}
+    unknown: list[str] = []
+    for name in names:
+        # A name, or the address (ADDRESS or ADDRESS:PORT) an error message showed.
+        found = (
+            [hosts[name]]
+            if name in hosts
+            else [
+                host
+                for host in hosts.values()
+                if name in (str(host.hostname), f"{host.hostname}:{host.port or 22}")
+            ]
+        )
+        chosen.update((host.name, host) for host in found)
+        if not found:
+            unknown.append(name)
     if unknown:
         known = ", ".join(hosts) or "(none)"
         raise BadInputError(
             [Problem("hosts.yaml", name, "", f"no such host (known: {known})") for name in unknown]
         )
-    return [hosts[name] for name in dict.fromkeys(names)]
+    return list(chosen.values())
 
 
 def _settings(host: Host) -> SshSettings:
