@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import os
 import shlex
 import socket
@@ -482,3 +483,35 @@ def test_the_pure_core_and_the_command_builder_never_import_paramiko() -> None:
         env={**os.environ, "PYTHONPATH": "src"},
     ).stdout
     assert out.strip() == "[]"
+
+
+# --- wgfleet hosts trust: the confirmation -------------------------------------------------
+
+
+class _Terminal:
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("answer", "trusted"), [("y", True), ("YES ", True), ("", False)])
+def test_trust_asks_on_a_terminal_and_defaults_to_no(
+    monkeypatch: pytest.MonkeyPatch, answer: str, trusted: bool
+) -> None:
+    from wgfleet.cli import hosts
+
+    asked: list[str] = []
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr("builtins.input", lambda q: asked.append(q) or answer)
+    assert hosts._confirm("Trust this key for V1-1?") is trusted
+    assert asked == ["Trust this key for V1-1? [y/N] "]
+
+
+def test_trust_never_records_without_a_terminal_or_yes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wgfleet.cli import hosts
+
+    monkeypatch.setattr("builtins.input", lambda q: pytest.fail("must not prompt"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a terminal (cron, CI, a pipe)
+    assert hosts._confirm("Trust?") is False
+    assert "pass --yes" in capsys.readouterr().out
