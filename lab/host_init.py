@@ -30,8 +30,10 @@ def _is_mountpoint(path: str) -> bool:
 def prepare(hostdir: Path, hostname: str) -> None:
     """Give this host its own view of the filesystem, then mark it ready."""
     socket.sethostname(hostname)
-    for sub in ("etc-upper", "etc-work", "root", "log"):
-        (hostdir / sub).mkdir(mode=0o700, exist_ok=True)
+    # The overlay's /etc takes etc-upper's mode: 0755 like a real /etc (hostdir stays 0700).
+    for sub, mode in (("etc-upper", 0o755), ("etc-work", 0o700), ("root", 0o700), ("log", 0o755)):
+        (hostdir / sub).mkdir(mode=mode, exist_ok=True)
+        (hostdir / sub).chmod(mode)
     _mount(
         "-t",
         "overlay",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -427,7 +428,8 @@ def _frontdoors_of(state_dir: Path) -> list[Proc]:
 
 def _mount_holders(state_dir: Path) -> list[int]:
     holders = []
-    needle = f" {state_dir}"
+    # The path itself, not a longer name it prefixes (lab "t" vs lab "t2").
+    needle = re.compile(re.escape(str(state_dir)) + r"(?=[/\s,]|$)")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -435,7 +437,7 @@ def _mount_holders(state_dir: Path) -> list[int]:
             text = (entry / "mountinfo").read_text()
         except OSError:
             continue
-        if needle in text and Proc.of(int(entry.name)):
+        if needle.search(text) and Proc.of(int(entry.name)):
             holders.append(int(entry.name))
     return holders
 

@@ -14,7 +14,7 @@ from typing import Any
 from nornir.core.task import Result, Task
 
 from wgfleet import commands as cmd
-from wgfleet.connection import WgSsh
+from wgfleet.connection import WgSsh, gateway_connection
 from wgfleet.converge import (
     FileChange,
     RefusedError,
@@ -32,7 +32,6 @@ from wgfleet.paths import GatewayPaths
 from wgfleet.plan import FleetPlan
 from wgfleet.render import RenderedGateway, render_gateway
 
-CONNECTION = "wgssh"
 BIRD_START_TIMEOUT = 10.0
 
 
@@ -41,8 +40,7 @@ class ApplyError(WgfleetError):
 
 
 def _conn(task: Task) -> WgSsh:
-    connection: WgSsh = task.host.get_connection(CONNECTION, task.nornir.config)
-    return connection
+    return gateway_connection(task.host, task.nornir.config)
 
 
 def _run(task: Task, command: str, *, what: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ def leftovers(name: str, state_root: Path = STATE_ROOT) -> list[str]:
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith(prefix)]
     state_dir = state_root / name
+    mine = re.compile(re.escape(str(state_dir)) + r"(?=[/\s,]|$)")
     if state_dir.exists():
         found.append(f"state dir {state_dir}")
     for entry in Path("/proc").iterdir():
@@ -124,9 +126,9 @@ def leftovers(name: str, state_root: Path = STATE_ROOT) -> list[str]:
             mountinfo = (entry / "mountinfo").read_text()
         except OSError:
             continue
-        if str(state_dir) in cmdline:
+        if mine.search(cmdline):
             found.append(f"process {entry.name}: {cmdline.strip()}")
-        elif f" {state_dir}" in mountinfo:
+        elif mine.search(mountinfo):
             found.append(f"mount held by process {entry.name}")
     lsns = subprocess.run(
         ["lsns", "-t", "net", "-J", "-o", "NS,NSFS"], capture_output=True, text=True
