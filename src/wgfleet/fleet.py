@@ -21,6 +21,7 @@ from nornir.core.processor import Processor
 from nornir.core.task import AggregatedResult, MultiResult, Task
 
 from wgfleet.allocations import load_allocations, save_allocations
+from wgfleet.connection import CONNECTION_NAME, WgSsh
 from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
 from wgfleet.inventory import load_fleet, load_nornir
 from wgfleet.model import Fleet
@@ -95,6 +96,8 @@ class RunReport:
     check: bool
     outcomes: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
+    ssh: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per gateway: SSH connections opened and commands run (round trips)."""
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -286,9 +289,21 @@ def apply_fleet(
         order = {name: i for i, name in enumerate(targets)}
         report.outcomes.sort(key=lambda o: order.get(o.host, 0))
         report.seconds = time.monotonic() - started
+        report.ssh = ssh_counters(nr)
         return report
     finally:
         nr.close_connections(on_good=True, on_failed=True)
+
+
+def ssh_counters(nr: Nornir) -> dict[str, tuple[int, int]]:
+    """SSH connections opened and commands run per gateway so far."""
+    counters: dict[str, tuple[int, int]] = {}
+    for name, host in nr.inventory.hosts.items():
+        plugin = host.connections.get(CONNECTION_NAME)
+        if isinstance(plugin, WgSsh):
+            session = plugin.session
+            counters[name] = (session.connections_opened, session.commands_run)
+    return counters
 
 
 def format_summary(report: RunReport) -> str:
