@@ -8,7 +8,8 @@ Established Close``, or ``Down``/``Passive``) and may be followed by the last er
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from wgfleet.parsers import ParseError
 
@@ -40,6 +41,8 @@ class BirdProtocol:
     info: str
     bgp_state: str | None
     last_error: str
+    routes_imported: int | None = None
+    routes_exported: int | None = None
 
     @property
     def established(self) -> bool:
@@ -51,11 +54,39 @@ class BirdUnavailableError(ParseError):
     """birdc could not reach the daemon (not running, or the control socket is missing)."""
 
 
+_ROUTES = re.compile(r"Routes:\s+(\d+) imported, (?:(\d+) filtered, )?(\d+) exported")
+
+
+def _detail(protocol: BirdProtocol, line: str) -> BirdProtocol:
+    """Fold one indented line of ``show protocols all`` into its protocol (routes summed
+    over channels, the last error when the Info column had none)."""
+    text = line.strip()
+    match = _ROUTES.match(text)
+    if match:
+        imported, exported = int(match.group(1)), int(match.group(3))
+        return replace(
+            protocol,
+            routes_imported=(protocol.routes_imported or 0) + imported,
+            routes_exported=(protocol.routes_exported or 0) + exported,
+        )
+    if text.startswith("Last error:") and not protocol.last_error:
+        return replace(protocol, last_error=text.removeprefix("Last error:").strip())
+    return protocol
+
+
 def parse_birdc_protocols(text: str) -> dict[str, BirdProtocol]:
-    """Parse the output of ``birdc -r -s SOCKET show protocols``; protocols by name."""
+    """Parse ``birdc -r -s SOCKET show protocols [all]``; protocols by name.
+
+    With ``all``, the indented detail lines add route counts and the last error.
+    """
     protocols: dict[str, BirdProtocol] = {}
+    last: str | None = None
     for line in text.splitlines():
         if not line.strip():
+            continue
+        if line[0].isspace():
+            if last is not None:
+                protocols[last] = _detail(protocols[last], line)
             continue
         if line.startswith(_UNAVAILABLE):
             raise BirdUnavailableError("birdc", "BIRD is not running here", line)
@@ -77,6 +108,7 @@ def parse_birdc_protocols(text: str) -> dict[str, BirdProtocol]:
                 bgp_state, last_error = rest[0], " ".join(rest[1:])
             else:
                 bgp_state, last_error = ("Down" if state == "down" else None), info
+        last = name
         protocols[name] = BirdProtocol(
             name=name,
             proto=proto,
