@@ -17,7 +17,7 @@ CHECKS = {
     "gateway.reachable": "the gateway answers over SSH",
     "namespace.exists": "the private namespace exists",
     "bird.running": "BIRD runs in the private namespace",
-    "tunnel.exists": "the WireGuard interface exists in the private namespace, UDP socket listening",
+    "tunnel.exists": "the WireGuard interface is in the private namespace, its UDP port open",
     "tunnel.peer": "the tunnel has the planned peer, endpoint and keys",
     "tunnel.handshake": "the latest handshake is recent",
     "tunnel.extra": "no WireGuard interface outside the plan",
