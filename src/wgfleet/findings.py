@@ -6,8 +6,12 @@ ones (JUnit and the diff between runs need them), with one of four severities.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+
+from wgfleet.observation import Observation
+from wgfleet.plan import FleetPlan
 
 Severity = Literal["ok", "warning", "critical", "unknown"]
 SEVERITY_ORDER: dict[Severity, int] = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
@@ -99,3 +103,24 @@ class Verdict:
         return sorted(
             bad, key=lambda f: (-SEVERITY_ORDER[f.severity], f.gateway, f.check, f.object)
         )
+
+
+@dataclass(frozen=True)
+class VerifyRun:
+    """A whole verification run, what every report writer takes.
+
+    Attributes:
+        plan: The fleet plan the expectations came from (sites, gateways, tunnels).
+        observations: One per checked gateway, unreachable ones included.
+        verdict: The findings and the site x site matrix.
+        started: Epoch seconds when the run began (control machine clock).
+        finished: Epoch seconds when it ended.
+        inventory: The inventory directory, for the record.
+    """
+
+    plan: FleetPlan
+    observations: Mapping[str, Observation]
+    verdict: Verdict
+    started: float
+    finished: float
+    inventory: str = ""
