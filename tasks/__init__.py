@@ -18,9 +18,11 @@ from wgfleet.tasks.converge import (
     ensure_keys,
     gather_facts,
 )
+from wgfleet.tasks.verify import collect_observation
 
 __all__ = [
     "apply_gateway",
+    "collect_observation",
     "converge_bird",
     "converge_namespace",
     "converge_tunnels",

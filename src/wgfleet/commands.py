@@ -58,6 +58,34 @@ def gather_script(paths: GatewayPaths, interfaces: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def verify_script(paths: GatewayPaths, targets: list[str], count: int) -> str:
+    """One read-only script collecting everything verification needs, in marked sections.
+
+    WireGuard state comes from the private namespace with the private key stripped on the
+    gateway; UDP sockets from the default namespace (where WireGuard's sockets stay); BGP
+    from ``birdc -r`` (read-only); routes BIRD installed; fping from inside ``private``.
+    """
+    ns = q(paths.namespace)
+    lines = [
+        f"echo '{MARK}now'; date +%s",
+        f"echo '{MARK}netns'; ip -j netns list",
+        f"echo '{MARK}links'; ip -n {ns} -j -d addr show 2>/dev/null",
+        f"echo '{MARK}wg'; ip netns exec {ns} wg show all dump 2>/dev/null | {_SCRUB_DUMP}",
+        f"echo '{MARK}udp'; ss -H -lun",
+        f"echo '{MARK}bird'; birdc -r -s {q(paths.bird_socket)} show protocols all 2>&1",
+        f"echo '{MARK}routes6'; ip -n {ns} -6 -j route show proto bird 2>/dev/null",
+        f"echo '{MARK}routes4'; ip -n {ns} -4 -j route show proto bird 2>/dev/null",
+    ]
+    if targets:
+        hosts = " ".join(q(t) for t in targets)
+        lines.append(
+            f"echo '{MARK}ping'; ip netns exec {ns} fping -q -c {int(count)} -p 200 -t 500 "
+            f"{hosts} 2>&1"
+        )
+    lines.append(f"echo '{MARK}end'")
+    return "\n".join(lines) + "\n"
+
+
 def ensure_key(paths: GatewayPaths) -> str:
     """Generate the private key on the gateway if it has none (umask 077); print the public key.
 

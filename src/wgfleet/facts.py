@@ -6,8 +6,11 @@ import json
 from dataclasses import dataclass, field
 
 from wgfleet.commands import MARK
+from wgfleet.observation import Observation
 from wgfleet.parsers import ParseError
-from wgfleet.parsers.iproute import Link, parse_ip_links
+from wgfleet.parsers.bird import BirdUnavailableError, parse_birdc_protocols
+from wgfleet.parsers.fping import parse_fping_summary
+from wgfleet.parsers.iproute import Link, parse_ip_links, parse_ip_routes, parse_ss_udp_ports
 from wgfleet.parsers.wg import WgInterface, parse_wg_dump
 
 
@@ -100,4 +103,33 @@ def parse_gather(text: str) -> GatewayFacts:
         bird_status=bird_status.strip(),
         mgmt_interface=_mgmt_interface(s.get("mgmt", "")),
         raw_sections=s,
+    )
+
+
+def parse_verify(gateway: str, text: str, namespace: str = "private") -> Observation:
+    """Turn the verify script's output (see ``commands.verify_script``) into an Observation."""
+    s = split_sections(text)
+    netns_text = s.get("netns", "").strip()
+    namespaces = {entry["name"] for entry in json.loads(netns_text)} if netns_text else set()
+    bird_text = s.get("bird", "")
+    try:
+        bird = parse_birdc_protocols(bird_text)
+        bird_error = ""
+    except BirdUnavailableError:
+        bird, bird_error = None, bird_text.strip().splitlines()[-1] if bird_text.strip() else ""
+    if bird is not None and not bird and not bird_text.strip():
+        bird, bird_error = None, "birdc printed nothing"
+    now = s.get("now", "").strip()
+    return Observation(
+        gateway=gateway,
+        reachable=True,
+        collected_at=float(now) if now.isdigit() else 0.0,
+        namespace=namespace in namespaces,
+        links=parse_ip_links(s.get("links", "")),
+        wireguard=parse_wg_dump(s.get("wg", "")),
+        udp_ports=parse_ss_udp_ports(s.get("udp", "")),
+        bird=bird,
+        bird_error=bird_error,
+        routes=(*parse_ip_routes(s.get("routes6", "")), *parse_ip_routes(s.get("routes4", ""))),
+        pings=parse_fping_summary(s.get("ping", "")),
     )

@@ -105,3 +105,16 @@ def parse_ip_routes(text: str) -> list[Route]:
             hops = (NextHop(entry.get("gateway"), entry.get("dev")),)
         routes.append(Route(destination, str(entry.get("protocol", "")), hops))
     return routes
+
+
+def parse_ss_udp_ports(text: str) -> frozenset[int]:
+    """Listening UDP ports from ``ss -H -lun`` (local address is the 4th column)."""
+    ports: set[int] = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        _, _, port = fields[3].rpartition(":")
+        if port.isdigit():
+            ports.add(int(port))
+    return frozenset(ports)
