@@ -27,7 +27,7 @@ def host_pid(hostdir: Path) -> int | None:
         pid = int((hostdir / "init.pid").read_text().strip())
     except (OSError, ValueError):
         return None
-    if not (hostdir / "ready").exists():
+    if not (hostdir / "ready").exists() or (hostdir / "ssh-off").exists():
         return None
     try:
         os.kill(pid, 0)

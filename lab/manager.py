@@ -498,3 +498,14 @@ def pid_of(name: str, gateway: str, state_root: Path = DEFAULT_STATE_ROOT) -> in
         return None
     init = state.hosts[gateway].get("init")
     return init.pid if init and init.alive() else None
+
+
+def set_ssh(name: str, gateway: str, enabled: bool, state_root: Path = DEFAULT_STATE_ROOT) -> None:
+    """Cut or restore SSH to one gateway (it keeps running: tunnels and BGP stay up)."""
+    topo = running_topology(name, state_root)
+    gw = topo.gateway(gateway)
+    marker = topo.state_dir / "hosts" / gw.name / "ssh-off"
+    if enabled:
+        marker.unlink(missing_ok=True)
+    else:
+        marker.write_text("SSH cut with `wgfleet lab ssh --off`\n")

@@ -76,6 +76,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     reboot.add_argument("gateway", help="gateway name, e.g. V1-1")
     reboot.set_defaults(handler=_reboot)
 
+    ssh = commands.add_parser(
+        "ssh",
+        help="cut or restore SSH to one gateway (it keeps forwarding: a management outage)",
+        description="Make one gateway unreachable over SSH, or reachable again.",
+    )
+    common(ssh)
+    ssh.add_argument("gateway", help="gateway name, e.g. V1-1")
+    ssh.add_argument("state", choices=("on", "off"), help="on: reachable; off: connections close")
+    ssh.set_defaults(handler=_ssh)
+
+
+def _ssh(args: argparse.Namespace) -> int:
+    from wgfleet.lab.manager import set_ssh
+
+    set_ssh(args.name, args.gateway, args.state == "on", args.state_root)
+    print(f"SSH to {args.gateway} is {args.state}")
+    return int(ExitStatus.OK)
+
 
 def _up(args: argparse.Namespace) -> int:
     from wgfleet.lab.manager import up
