@@ -15,10 +15,11 @@ COLLECT_TIMEOUT = 60.0
 
 
 def ping_targets(plan: FleetPlan, name: str) -> list[str]:
-    """Every tunnel peer address and every remote site's probe addresses, as fping prints them."""
+    """Every tunnel peer address and the probes of every site it must reach, as fping prints
+    them (in hub-and-spoke a spoke reaches the other spokes through the hubs)."""
     gateway = plan.gateway(name)
     targets = [str(a) for t in gateway.tunnels for a in (t.peer6, t.peer4)]
-    remote_sites = sorted({t.peer_site for t in gateway.tunnels})
+    remote_sites = sorted({site for route in gateway.expected.routes for site in route.sites})
     targets += [str(p) for site in remote_sites for p in plan.site(site).probes]
     return list(dict.fromkeys(targets))
 

@@ -168,3 +168,38 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return status, captured.out, captured.err
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def converged(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An inventory for the whole lab (article numbering), applied and healthy."""
+    import shutil
+
+    from wgfleet.fleet import apply_fleet, load
+
+    inventory = tmp_path_factory.mktemp("converged") / "inventory"
+    shutil.copytree(lab.topo.state_dir / "inventory", inventory)
+    report = apply_fleet(load(inventory, save_allocations_file=True), progress=None)
+    assert report.exit_status == 0, report.outcomes
+    wait_healthy(inventory)
+    return inventory
+
+
+def wait_healthy(inventory: Path, timeout: float = 90.0) -> object:
+    """Poll `verify` until the fleet is healthy; return the healthy run."""
+    import time
+
+    from wgfleet.fleet import load
+    from wgfleet.verify import verify_fleet
+
+    loaded = load(inventory, save_allocations_file=False)
+    deadline = time.monotonic() + timeout
+    while True:
+        run = verify_fleet(loaded)
+        if run.verdict.severity == "ok" and not run.verdict.unreachable:
+            return run
+        if time.monotonic() > deadline:
+            problems = "\n".join(f"  {f.severity} {f.gateway} {f.object}: {f.message}"
+                                 for f in run.verdict.problems())  # fmt: skip
+            raise AssertionError(f"fleet not healthy after {timeout:.0f} s:\n{problems}")
+        time.sleep(1.0)
