@@ -17,7 +17,7 @@ help:  ## list targets
 
 deps: $(STAMP_APT)  ## install the Debian packages the lab and the product need (root)
 
-$(STAMP_APT):
+$(STAMP_APT): Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
@@ -47,12 +47,20 @@ unit: venv  ## unit tests only (seconds)
 test: deps venv lint typecheck  ## the whole suite: lint, types, unit and lab end-to-end tests
 	$(BIN)/pytest -q
 
-demo: deps venv  ## bring the built-in lab up and show it
+demo: deps venv  ## lab up, roll the article's VPN out, verify it, ping across sites
 	$(BIN)/wgfleet lab up
-	$(BIN)/wgfleet lab status
+	$(BIN)/wgfleet inventory check
+	$(BIN)/wgfleet apply
+	$(BIN)/wgfleet verify --wait 90
+	ip netns exec wgl-main-s1 ping -c 3 2001:db8:a3::1
+	ip netns exec wgl-main-s1 ping -c 3 10.0.3.1
+	@echo "The lab stays up: try '.venv/bin/wgfleet verify', '.venv/bin/wgfleet lab status';"
+	@echo "remove it with '.venv/bin/wgfleet lab down'."
 
-bench: deps venv  ## print benchmark figures
+bench: deps venv  ## print benchmark figures (ratios against baselines measured in the same run)
 	$(BIN)/python bench/lab_updown.py
+	$(BIN)/python bench/plan_render.py
+	$(BIN)/python bench/apply.py
 
 clean:  ## remove the virtualenv and caches (the lab is left alone: `wgfleet lab down`)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
