@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := python3 python3-venv iproute2 wireguard-tools wireguard-go bird2 \
-	openssh-server openssh-client fping iputils-ping nftables procps util-linux sudo
+	openssh-server openssh-client fping iputils-ping nftables procps util-linux sudo chromium
 STAMP_APT := $(VENV)/.apt-done
 STAMP_VENV := $(VENV)/.install-done
 
