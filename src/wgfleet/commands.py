@@ -16,9 +16,23 @@ q = shlex.quote
 # Section markers of the gather script's output (see wgfleet.facts).
 MARK = "### wgfleet "
 
-# Strip the private key (field 2 of an interface line) ON THE GATEWAY: `wg show dump`
-# prints it in clear, and it must never cross the SSH connection.
-_SCRUB_DUMP = r"""awk -F'\t' 'BEGIN{OFS="\t"} NF==5{$2="(hidden)"} {print}'"""
+# Strip the private key (field 2 of an interface line) and any preshared key (field 3 of a
+# peer line) ON THE GATEWAY: `wg show all dump` prints both in clear, and neither may cross
+# the SSH connection. "(none)" stays, so the parsers still tell "set" from "unset".
+_SCRUB_DUMP = (
+    r"""awk -F'\t' 'BEGIN{OFS="\t"} NF==5 && $2!="(none)"{$2="(hidden)"} """
+    r"""NF==9 && $3!="(none)"{$3="(hidden)"} {print}'"""
+)
+
+# `set --` the SSH client's address and ports. sudo (env_reset) drops SSH_CONNECTION, so
+# when it is not in our environment, take it from the nearest ancestor process that has it
+# (sudo itself, or the login shell): without it the "would cut the SSH session" guard is off.
+_SSH_CLIENT = (
+    r"""c=$SSH_CONNECTION; p=$$; while [ -z "$c" ] && [ "${p:-0}" -gt 1 ]; do """
+    r"""p=$(awk '/^PPid:/{print $2}' /proc/$p/status 2>/dev/null); """
+    r"""c=$(tr '\0' '\n' < /proc/${p:-0}/environ 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p'); """
+    r"""done; set -- $c"""
+)
 
 
 def in_netns(namespace: str, command: str) -> str:
@@ -49,9 +63,14 @@ def gather_script(paths: GatewayPaths, interfaces: list[str]) -> str:
         "net.ipv6.conf.all.forwarding net.ipv6.conf.all.keep_addr_on_down "
         "net.ipv6.conf.default.keep_addr_on_down 2>/dev/null",
         f"echo '{MARK}peer_files'; ls -1 {q(paths.wireguard_dir)} 2>/dev/null",
-        *(f"echo '{MARK}file {path}'; cat {q(path)} 2>/dev/null" for path in managed),
+        # A file without a final newline would glue the next marker to its last line.
+        *(
+            f"echo {q(f'{MARK}file {path}')}; cat {q(path)} 2>/dev/null; "
+            f'[ -z "$(tail -c 1 {q(path)} 2>/dev/null)" ] || echo'
+            for path in managed
+        ),
         f"echo '{MARK}bird'; birdc -r -s {q(paths.bird_socket)} show status 2>&1",
-        f"echo '{MARK}mgmt'; set -- $SSH_CONNECTION; "
+        f"echo '{MARK}mgmt'; {_SSH_CLIENT}; "
         'if [ -n "$1" ]; then ip -j route get "$1" 2>/dev/null; fi',
         f"echo '{MARK}end'",
     ]
@@ -131,7 +150,7 @@ def create_userspace(interface: str) -> str:
         f"setsid -w wireguard-go {i} </dev/null >/dev/null 2>&1; "
         f"for _ in $(seq 100); do wg show {i} listen-port >/dev/null 2>&1 && exit 0; "
         "sleep 0.05; done; "
-        f"echo 'wireguard-go did not start {interface}' >&2; exit 1"
+        f"echo {q(f'wireguard-go did not start {interface}')} >&2; exit 1"
     )
 
 

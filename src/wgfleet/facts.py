@@ -53,6 +53,19 @@ def split_sections(text: str) -> dict[str, str]:
     return {name: "\n".join(lines) for name, lines in sections.items()}
 
 
+def _namespaces(text: str) -> frozenset[str]:
+    """Names from ``ip -j netns list`` (which prints nothing when there is none)."""
+    if not text.strip():
+        return frozenset()
+    try:
+        return frozenset(str(entry["name"]) for entry in json.loads(text))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        line = text.strip().splitlines()[0]
+        raise ParseError(
+            "ip -j netns list", f"not a JSON list of namespaces ({exc})", line
+        ) from None
+
+
 def _sysctls(text: str) -> dict[str, str]:
     values = {}
     for line in text.splitlines():
@@ -73,10 +86,7 @@ def _mgmt_interface(text: str) -> str | None:
 def parse_gather(text: str) -> GatewayFacts:
     """Turn the gather script's output into GatewayFacts."""
     s = split_sections(text)
-    netns_text = s.get("netns", "").strip()
-    namespaces = (
-        frozenset(entry["name"] for entry in json.loads(netns_text)) if netns_text else frozenset()
-    )
+    namespaces = _namespaces(s.get("netns", ""))
     wireguard = parse_wg_dump(s.get("wg", ""))
     wireguard.update(parse_wg_dump(s.get("private_wg", "")))
     files = {
@@ -109,8 +119,7 @@ def parse_gather(text: str) -> GatewayFacts:
 def parse_verify(gateway: str, text: str, namespace: str = "private") -> Observation:
     """Turn the verify script's output (see ``commands.verify_script``) into an Observation."""
     s = split_sections(text)
-    netns_text = s.get("netns", "").strip()
-    namespaces = {entry["name"] for entry in json.loads(netns_text)} if netns_text else set()
+    namespaces = _namespaces(s.get("netns", ""))
     bird_text = s.get("bird", "")
     try:
         bird = parse_birdc_protocols(bird_text)

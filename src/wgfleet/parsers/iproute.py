@@ -84,17 +84,24 @@ def parse_ip_links(text: str) -> dict[str, Link]:
     return links
 
 
+def _is_ipv6(entry: dict[str, Any]) -> bool:
+    """Family of a route without a prefix (``default``): iproute2 prints ``pref`` only for
+    IPv6 routes, and a ``default dev wg0`` or multipath default has no top-level gateway."""
+    gateways = [entry.get("gateway"), *(h.get("gateway") for h in entry.get("nexthops", []))]
+    return (
+        entry.get("family") == "inet6"
+        or "pref" in entry
+        or any(":" in str(g) for g in gateways if g)
+    )
+
+
 def parse_ip_routes(text: str) -> list[Route]:
     """Parse ``ip -j route show`` (either family); ``default`` becomes ``0.0.0.0/0``/``::/0``."""
     routes: list[Route] = []
     for entry in _load(text, "ip -j route"):
         dst = entry.get("dst", "")
         if dst == "default":
-            dst = (
-                "::/0"
-                if ":" in str(entry.get("gateway", "")) or entry.get("family") == "inet6"
-                else "0.0.0.0/0"
-            )
+            dst = "::/0" if _is_ipv6(entry) else "0.0.0.0/0"
         try:
             destination = ipaddress.ip_network(dst, strict=False)
         except ValueError:

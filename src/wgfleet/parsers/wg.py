@@ -4,7 +4,8 @@
 ``ifname private-key public-key listen-port fwmark`` followed by peer lines
 ``ifname public-key preshared-key endpoint allowed-ips latest-handshake rx tx keepalive``;
 ``wg show IF dump`` prints the same without the ifname column. ``(none)`` marks a missing
-key, endpoint or allowed IP list and ``off`` a disabled fwmark or keepalive.
+key, endpoint or allowed IP list and ``off`` a disabled fwmark or keepalive; a set fwmark is
+printed in hex (``0xca6c``, as wg-quick sets it).
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ class WgInterface:
     peers: tuple[WgPeer, ...]
 
 
-def _int(value: str, tool: str, line: str) -> int:
+def _int(value: str, tool: str, line: str, base: int = 10) -> int:
     try:
-        return int(value)
+        return int(value, base)
     except ValueError:
         raise ParseError(tool, f"{value!r} is not a number", line) from None
 
@@ -78,7 +79,7 @@ def parse_wg_dump(text: str, *, interface: str | None = None) -> dict[str, WgInt
                 None if public == _NONE else public,
                 private != _NONE,
                 _int(port, tool, shape),
-                None if fwmark == "off" else _int(fwmark, tool, shape),
+                None if fwmark == "off" else _int(fwmark, tool, shape, 16),  # printed as 0x%x
             )
             peers.setdefault(name, [])
             order.append(name)
