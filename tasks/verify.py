@@ -14,14 +14,32 @@ from wgfleet.plan import FleetPlan
 COLLECT_TIMEOUT = 60.0
 
 
-def ping_targets(plan: FleetPlan, name: str) -> list[str]:
-    """Every tunnel peer address and the probes of every site it must reach, as fping prints
-    them (in hub-and-spoke a spoke reaches the other spokes through the hubs)."""
+def ping_groups(plan: FleetPlan, name: str) -> list[tuple[str | None, list[str]]]:
+    """What to ping, grouped by source address, as fping prints the targets.
+
+    Tunnel peers are pinged directly. Remote site probes are pinged from the gateway's own
+    site-side address of the same family: the reply then comes back through whichever
+    gateway of the remote site the remote network picks, as user traffic does (a reply
+    to a point-to-point address could only return through that one tunnel). In
+    hub-and-spoke a spoke also probes the other spokes, through the hubs.
+    """
     gateway = plan.gateway(name)
-    targets = [str(a) for t in gateway.tunnels for a in (t.peer6, t.peer4)]
+    groups: list[tuple[str | None, list[str]]] = [
+        (None, [str(a) for t in gateway.tunnels for a in (t.peer6, t.peer4)])
+    ]
     remote_sites = sorted({site for route in gateway.expected.routes for site in route.sites})
-    targets += [str(p) for site in remote_sites for p in plan.site(site).probes]
-    return list(dict.fromkeys(targets))
+    probes = [p for site in remote_sites for p in plan.site(site).probes]
+    for version in (6, 4):
+        targets = [str(p) for p in probes if p.version == version]
+        sources = [
+            str(a.ip)
+            for interface in gateway.gateway.interfaces
+            for a in interface.addresses
+            if a.version == version
+        ]
+        if targets:
+            groups.append((sources[0] if sources else None, targets))
+    return groups
 
 
 def collect_observation(task: Task, plan: FleetPlan) -> Result:
@@ -32,7 +50,7 @@ def collect_observation(task: Task, plan: FleetPlan) -> Result:
     """
     paths = GatewayPaths(namespace=plan.settings.namespace)
     script = cmd.verify_script(
-        paths, ping_targets(plan, task.host.name), plan.settings.verify.ping_count
+        paths, ping_groups(plan, task.host.name), plan.settings.verify.ping_count
     )
     conn = gateway_connection(task.host, task.nornir.config)
     out = conn.run(script, timeout=COLLECT_TIMEOUT, check=False)

@@ -77,12 +77,15 @@ def gather_script(paths: GatewayPaths, interfaces: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verify_script(paths: GatewayPaths, targets: list[str], count: int) -> str:
+def verify_script(
+    paths: GatewayPaths, pings: list[tuple[str | None, list[str]]], count: int
+) -> str:
     """One read-only script collecting everything verification needs, in marked sections.
 
     WireGuard state comes from the private namespace with the private key stripped on the
     gateway; UDP sockets from the default namespace (where WireGuard's sockets stay); BGP
-    from ``birdc -r`` (read-only); routes BIRD installed; fping from inside ``private``.
+    from ``birdc -r`` (read-only); routes BIRD installed; fping from inside ``private``,
+    one run per ``(source address or None, targets)`` group.
     """
     ns = q(paths.namespace)
     lines = [
@@ -94,13 +97,14 @@ def verify_script(paths: GatewayPaths, targets: list[str], count: int) -> str:
         f"echo '{MARK}bird'; birdc -r -s {q(paths.bird_socket)} show protocols all 2>&1",
         f"echo '{MARK}routes6'; ip -n {ns} -6 -j route show proto bird 2>/dev/null",
         f"echo '{MARK}routes4'; ip -n {ns} -4 -j route show proto bird 2>/dev/null",
+        f"echo '{MARK}ping'",
     ]
-    if targets:
+    for source, targets in pings:
+        if not targets:
+            continue
+        src = f"-S {q(source)} " if source else ""
         hosts = " ".join(q(t) for t in targets)
-        lines.append(
-            f"echo '{MARK}ping'; ip netns exec {ns} fping -q -c {int(count)} -p 200 -t 500 "
-            f"{hosts} 2>&1"
-        )
+        lines.append(f"ip netns exec {ns} fping -q -c {int(count)} -p 200 -t 500 {src}{hosts} 2>&1")
     lines.append(f"echo '{MARK}end'")
     return "\n".join(lines) + "\n"
 

@@ -128,7 +128,7 @@ def _first_exception(result: Any) -> BaseException | None:
     return None
 
 
-def _failure_message(multi: MultiResult) -> str:
+def failure_message(multi: MultiResult) -> str:
     """The most specific message among a host's results (innermost failure first)."""
     for result in reversed(list(multi)):
         if not result.failed:
@@ -165,7 +165,7 @@ def outcomes(
                 Outcome(
                     name,
                     "unreachable" if unreachable else "failed",
-                    _failure_message(multi),
+                    failure_message(multi),
                     diff,
                     seconds,
                 )
