@@ -52,6 +52,10 @@ def lab_inventory(topo: LabTopology) -> dict[str, dict[str, Any]]:
         },
         "data": {"fleet": {"namespace": "private"}},
     }
+    per_site = len(topo.gateways) // len(topo.sites)
+    tunnels = len(topo.gateways) * (len(topo.gateways) - per_site) // 2
+    if tunnels > 128:  # the default 169.254.1.0/24 holds 128 point-to-point /31s
+        defaults["data"]["fleet"]["pools"] = {"ipv6": "2001:db8:ff::/64", "ipv4": "169.254.0.0/16"}
     return {"hosts": hosts, "groups": groups, "defaults": defaults}
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wgfleet.errors import BadInputError
@@ -46,6 +46,7 @@ def test_namespaces_carry_the_lab_name() -> None:
     assert all(ns.startswith(topo.netns_prefix) for ns in topo.all_netns())
 
 
+@settings(deadline=None)  # large labs take a while to build on a loaded machine
 @given(st.integers(2, MAX_SITES), st.integers(1, MAX_GATEWAYS))
 def test_every_address_and_name_is_unique(sites: int, gateways: int) -> None:
     topo = build_topology(sites, gateways)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from wgfleet.parsers import ParseError
 
 _LINE = re.compile(
-    r"^(?P<target>\S+)\s+:\s+xmt/rcv/%loss = (?P<xmt>\d+)/(?P<rcv>\d+)/(?P<loss>\d+(?:\.\d+)?)%"
+    r"^(?P<target>\S+)\s+:\s+xmt/rcv/%(?P<kind>loss|return) = "
+    r"(?P<xmt>\d+)/(?P<rcv>\d+)/(?P<loss>\d+(?:\.\d+)?)%"
     r"(?:, min/avg/max = (?P<min>[\d.]+)/(?P<avg>[\d.]+)/(?P<max>[\d.]+))?"
 )
 
@@ -42,7 +43,10 @@ def parse_fping_summary(text: str) -> dict[str, PingResult]:
             target=g["target"],
             sent=int(g["xmt"]),
             received=int(g["rcv"]),
-            loss_percent=float(g["loss"]),
+            # With duplicate replies fping reports %return (received/sent) instead of %loss.
+            loss_percent=(
+                float(g["loss"]) if g["kind"] == "loss" else max(0.0, 100.0 - float(g["loss"]))
+            ),
             rtt_min=float(g["min"]) if g["min"] else None,
             rtt_avg=float(g["avg"]) if g["avg"] else None,
             rtt_max=float(g["max"]) if g["max"] else None,
