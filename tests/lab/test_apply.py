@@ -252,3 +252,31 @@ def test_no_private_key_leaves_a_gateway(
             texts.append(path.read_text(errors="replace"))
     for gw, key in keys.items():
         assert not any(key in text for text in texts), f"{gw}'s private key left the gateway"
+
+
+def test_tasks_run_from_a_plain_nornir_script(
+    inventories: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nornir_utils.plugins.functions import print_result
+
+    from wgfleet.fleet import load
+    from wgfleet.inventory import load_nornir
+    from wgfleet.tasks import apply_gateway, ensure_keys
+
+    loaded = load(inventories["full"], save_allocations_file=False)
+    nr = load_nornir(inventories["full"])
+    try:
+        keys = nr.run(task=ensure_keys, plan=loaded.plan, dry_run=True)
+        assert not keys.failed
+        public_keys = {name: multi[0].result for name, multi in keys.items()}
+        result = nr.run(task=apply_gateway, plan=loaded.plan, public_keys=public_keys, dry_run=True)
+        assert not result.failed
+        assert not any(multi.changed for multi in result.values()), "converged: no change"
+        capsys.readouterr()
+        print_result(result)
+        shown = capsys.readouterr().out
+    finally:
+        nr.close_connections()
+    assert "apply_gateway" in shown and "converge_tunnels" in shown
+    assert all(gw in shown for gw in ALL)
+    assert "4 tunnels, 8 BGP sessions" in shown
