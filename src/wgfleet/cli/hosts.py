@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wgfleet.cli.inventory import DEFAULT_INVENTORY
+from wgfleet.cli.options import add_inventory
 from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
 
 if TYPE_CHECKING:
@@ -39,17 +39,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     commands = parser.add_subparsers(dest="hosts_command", metavar="COMMAND", required=True)
-
-    def inventory_option(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--inventory",
-            "-i",
-            type=Path,
-            default=DEFAULT_INVENTORY,
-            metavar="DIR",
-            help="inventory directory holding hosts.yaml, groups.yaml and defaults.yaml "
-            "(default: %(default)s)",
-        )
 
     trust = commands.add_parser(
         "trust",
@@ -81,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="replace a recorded key that differs (after a verified reinstall); without it "
         "a changed key is refused",
     )
-    inventory_option(trust)
+    add_inventory(trust)
     trust.set_defaults(handler=run_trust)
 
     check = commands.add_parser(
@@ -97,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "hosts", nargs="*", metavar="HOST", help="only these hosts (default: every host)"
     )
     check.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    inventory_option(check)
+    add_inventory(check)
     check.set_defaults(handler=run_check)
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from wgfleet.cli.options import add_inventory
 from wgfleet.errors import ExitStatus
 from wgfleet.inventory import load_fleet, tunnel_count
-
-DEFAULT_INVENTORY = Path("inventory")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,15 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "each naming its file, host or group and field, and exit 64."
         ),
     )
-    check.add_argument(
-        "--inventory",
-        "-i",
-        type=Path,
-        default=DEFAULT_INVENTORY,
-        metavar="DIR",
-        help="inventory directory holding hosts.yaml, groups.yaml and defaults.yaml "
-        "(default: %(default)s)",
-    )
+    add_inventory(check)
     check.set_defaults(handler=run_check)
 
 

@@ -14,7 +14,8 @@ def add_inventory(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("inventory"),
         metavar="DIR",
-        help="inventory directory (hosts.yaml, groups.yaml, defaults.yaml; default: %(default)s)",
+        help="inventory directory holding hosts.yaml, groups.yaml and defaults.yaml "
+        "(default: %(default)s)",
     )
 
 

@@ -16,27 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from wgfleet.allocations import load_allocations, save_allocations
+from wgfleet.cli.options import add_inventory
 from wgfleet.errors import BadInputError, ExitStatus, Problem
 from wgfleet.inventory import load_fleet
 from wgfleet.inventory_yaml import load_yaml
 from wgfleet.plan import FleetPlan, GatewayPlan, plan_fleet
 from wgfleet.render import RenderedGateway, render_fleet
 
-DEFAULT_INVENTORY = Path("inventory")
 ALLOCATIONS_FILE = "allocations.yaml"
 PLAN_FORMAT_VERSION = 1
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--inventory",
-        "-i",
-        type=Path,
-        default=DEFAULT_INVENTORY,
-        metavar="DIR",
-        help="inventory directory holding hosts.yaml, groups.yaml and defaults.yaml "
-        "(default: %(default)s)",
-    )
+    add_inventory(parser)
     parser.add_argument(
         "--allocations",
         type=Path,
