@@ -135,7 +135,11 @@ def _peer(
             problems.append(
                 f"peer key {_short(peer.public_key)} but {key_source} has key {_short(key)}"
             )
-        if peer.endpoint != planned and _endpoint(peer.endpoint) != _endpoint(planned):
+        if (
+            peer.endpoint != planned
+            and _endpoint(peer.endpoint) != _endpoint(planned)
+            and peer.latest_handshake == 0  # after a handshake a peer may roam (NAT)
+        ):
             problems.append(f"endpoint {peer.endpoint or '(none)'}, plan says {planned}")
         if _allowed(peer.allowed_ips) != _ALLOWED:
             shown = ", ".join(peer.allowed_ips) or "(none)"

@@ -160,7 +160,18 @@ def peer_file_changes(rendered: RenderedGateway, facts: GatewayFacts) -> list[Fi
     ]
 
 
+def roamed(endpoint: str | None, planned: str, latest_handshake: int) -> bool:
+    """True when a live endpoint differs from the plan only because the peer roamed.
+
+    WireGuard replaces the configured endpoint with the address a handshake came from
+    (a peer behind NAT, a renumbered uplink): after a handshake, that is not drift, and
+    re-applying the configured one on every run would fight the protocol.
+    """
+    return endpoint is not None and endpoint != planned and latest_handshake != 0
+
+
 def wg_matches(tunnel: Tunnel, facts: GatewayFacts, peer_key: str) -> bool:
+    """Whether the live interface already has the planned key, port and peer."""
     live = facts.wireguard.get(tunnel.interface)
     if live is None or live.public_key != facts.public_key or not live.has_private_key:
         return False
@@ -169,7 +180,10 @@ def wg_matches(tunnel: Tunnel, facts: GatewayFacts, peer_key: str) -> bool:
     peer = live.peers[0]
     return (
         peer.public_key == peer_key
-        and peer.endpoint == tunnel.endpoint
+        and (
+            peer.endpoint == tunnel.endpoint
+            or roamed(peer.endpoint, tunnel.endpoint, peer.latest_handshake)
+        )
         and frozenset(peer.allowed_ips) == ALLOWED_IPS
         and peer.keepalive == tunnel.keepalive
         and not peer.has_preshared_key

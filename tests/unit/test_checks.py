@@ -503,8 +503,15 @@ def test_peer_key_is_not_checked_when_the_remote_was_not_observed(plan: FleetPla
     assert "key matches" not in peer.message
 
 
+def test_a_peer_that_roamed_after_a_handshake_is_fine(plan: FleetPlan) -> None:
+    fleet = obs.replace_peer(healthy_fleet(plan), "V1-1", "wg3", endpoint="[2001:db8:2::9]:40001")
+    assert finding(evaluate(plan, fleet), "tunnel.peer", "V1-1", "wg3").severity == "ok"
+
+
 def test_endpoint_allowed_ips_and_peer_count_are_checked(plan: FleetPlan) -> None:
-    fleet = obs.replace_peer(healthy_fleet(plan), "V1-1", "wg3", endpoint="[2001:db8:2::9]:5801")
+    fleet = obs.replace_peer(
+        healthy_fleet(plan), "V1-1", "wg3", endpoint="[2001:db8:2::9]:5801", latest_handshake=0
+    )
     fleet = obs.replace_peer(fleet, "V1-1", "wg4", allowed_ips=("10.0.2.0/24",))
     v11 = fleet["V1-1"]
     wg5 = v11.wireguard["wg5"]

@@ -305,7 +305,9 @@ def _live_interface(facts: GatewayFacts, name: str, **changes: object) -> Gatewa
 
 SYNC_CASES = {
     "peer key": lambda f: _live_peer(f, "wg5", public_key=OTHER_KEY),
-    "endpoint": lambda f: _live_peer(f, "wg5", endpoint="[2001:db8:3::99]:5801"),
+    "endpoint, never connected": lambda f: _live_peer(
+        f, "wg5", endpoint="[2001:db8:3::99]:5801", latest_handshake=0
+    ),
     "no endpoint": lambda f: _live_peer(f, "wg5", endpoint=None),
     "allowed ips": lambda f: _live_peer(f, "wg5", allowed_ips=("::/0",)),
     "keepalive": lambda f: _live_peer(f, "wg5", keepalive=25),
@@ -317,6 +319,14 @@ SYNC_CASES = {
         f, "wg5", peers=(*f.wireguard["wg5"].peers, *f.wireguard["wg6"].peers)
     ),
 }
+
+
+def test_a_peer_that_roamed_after_a_handshake_is_not_drift(
+    plan: GatewayPlan, facts: GatewayFacts
+) -> None:
+    roamed = _live_peer(facts, "wg5", endpoint="[2001:db8:3::99]:40123")
+    assert roamed.wireguard["wg5"].peers[0].latest_handshake != 0
+    assert tunnel_steps(plan, roamed, PATHS, KEYS, "userspace") == []
 
 
 @pytest.mark.parametrize("case", SYNC_CASES)
