@@ -34,6 +34,27 @@ SMALL_LAB_PORT = LAB_PORT - 1
 STATE_ROOT = Path("/var/lib/wgfleet-lab")
 
 
+# The lab is shared by the whole session and each module leaves it as a rollout would:
+# bare-lab tests first, then the connection, then rollout, then verification (which
+# starts from a converged fleet). Unit tests keep running before all of them.
+_LAB_MODULE_ORDER = ("test_lab", "test_connection", "test_apply", "test_verify")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order lab modules as a rollout happens; everything else keeps its place, first."""
+
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.fspath))
+        if path.parent.name != "lab" or path.parent.parent.name != "tests":
+            return -1
+        stem = path.stem
+        return (
+            _LAB_MODULE_ORDER.index(stem) if stem in _LAB_MODULE_ORDER else len(_LAB_MODULE_ORDER)
+        )
+
+    items.sort(key=rank)
+
+
 def require_lab_environment() -> None:
     """Skip (developer machine) or fail (CI) when the lab cannot run here."""
     try:

@@ -227,6 +227,31 @@ def test_removing_a_site_cleans_its_tunnels_up(
              what="the full mesh again")  # fmt: skip
 
 
+def test_a_changed_peer_setting_is_updated_in_place(
+    lab: Lab, inventories: dict[str, Path], apply: Any, tmp_path: Path
+) -> None:
+    changed = tmp_path / "keepalive"
+    shutil.copytree(inventories["full"], changed, symlinks=True)
+    hosts = yaml.safe_load((changed / "hosts.yaml").read_text())
+    hosts["V1-1"]["data"]["gateway"]["keepalive"] = 25
+    (changed / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+    before = ifindexes(lab, "V1-1")
+    since = {n: s.since for n, s in bgp(lab, "V1-1").items()}
+    status, out = apply(changed, "--limit", "V1-1", "--diff")
+    assert status == 0, out
+    assert "+PersistentKeepalive = 25" in out and "syncconf" in out
+    assert "setconf" not in out and "link del" not in out
+    live = wireguard(lab, "V1-1")
+    assert {n: i.peers[0].keepalive for n, i in live.items()} == dict.fromkeys(before, 25)
+    assert ifindexes(lab, "V1-1") == before, "updated in place, not re-created"
+    assert {n: s.since for n, s in bgp(lab, "V1-1").items()} == since, "no BGP session reset"
+    status, out = apply(inventories["full"], "--limit", "V1-1")
+    assert status == 0, out
+    assert {n: i.peers[0].keepalive for n, i in wireguard(lab, "V1-1").items()} == dict.fromkeys(
+        before, 0
+    )
+
+
 def test_no_private_key_leaves_a_gateway(
     lab: Lab, inventories: dict[str, Path], outputs: list[str], tmp_path: Path, run_cli: Any
 ) -> None:
