@@ -10,9 +10,9 @@ Example::
     print_result(nr.run(task=ensure_keys, dry_run=True))
 """
 
+from wgfleet.tasks.bird import confirm_bird, converge_bird, undo_bird
 from wgfleet.tasks.converge import (
     apply_gateway,
-    converge_bird,
     converge_namespace,
     converge_tunnels,
     ensure_keys,
@@ -23,9 +23,11 @@ from wgfleet.tasks.verify import collect_observation
 __all__ = [
     "apply_gateway",
     "collect_observation",
+    "confirm_bird",
     "converge_bird",
     "converge_namespace",
     "converge_tunnels",
     "ensure_keys",
     "gather_facts",
+    "undo_bird",
 ]

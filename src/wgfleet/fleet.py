@@ -254,8 +254,15 @@ def apply_fleet(
     workers: int = 20,
     templates_dir: Path | None = None,
     progress: TextIO | None = sys.stderr,
+    parts: tuple[str, ...] = ("keys", "namespace", "tunnels", "bird"),
+    bird_confirm_timeout: int | None = None,
 ) -> RunReport:
-    """Converge the selected gateways; return one outcome per gateway."""
+    """Converge the selected gateways; return one outcome per gateway.
+
+    ``parts`` and ``bird_confirm_timeout`` serve runbooks: converge only some parts (keys
+    are always read; generated only with ``keys``), and try BIRD configs with an automatic
+    revert (see :func:`wgfleet.tasks.converge_bird`).
+    """
     started = time.monotonic()
     nr = nornir_for(loaded, workers)
     try:
@@ -263,7 +270,9 @@ def apply_fleet(
         targets = [
             h for h in selected.inventory.hosts if h in {g.name for g in loaded.plan.gateways}
         ]
-        keys, key_result = collect_public_keys(nr, loaded, set(targets), check=check)
+        keys, key_result = collect_public_keys(
+            nr, loaded, set(targets), check=check or "keys" not in parts
+        )
         failed_keys = [name for name in targets if key_result[name].failed]
         report = RunReport("apply", check)
         report.outcomes += outcomes(key_result, failed_keys, {})
@@ -279,6 +288,8 @@ def apply_fleet(
             dry_run=check,
             on_failed=True,
             name="apply_gateway",
+            parts=tuple(p for p in parts if p != "keys"),
+            bird_confirm_timeout=bird_confirm_timeout,
         )
         timings = meter.timings if meter is not None else {}
         report.outcomes += outcomes(result, ready, timings)

@@ -17,7 +17,7 @@ class _Registrar(Protocol):
 
 
 # Sub-command modules, each exposing ``register(subparsers)``; order is the --help order.
-_COMMAND_MODULES = ("inventory", "plan", "apply", "verify", "lab", "hosts")
+_COMMAND_MODULES = ("inventory", "plan", "apply", "verify", "runbook", "lab", "hosts")
 
 
 def _registrars() -> list[_Registrar]:

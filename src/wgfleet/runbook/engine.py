@@ -1,0 +1,432 @@
+"""Run a runbook: locks, waves, gates, rollback of a failed wave, and the change record.
+
+The engine never decides *what* a gateway should look like (the plan does) nor *how* to
+change it (the tasks do): it decides *when*, wave by wave, and what to undo when a step
+or gate fails. Every event goes to the journal before the engine goes on.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
+from wgfleet.findings import Finding, VerifyRun
+from wgfleet.fleet import Loaded, apply_fleet, failure_message, nornir_for, select
+from wgfleet.runbook import (
+    ApplyArgs,
+    GateArgs,
+    PauseArgs,
+    RotateKeysArgs,
+    Runbook,
+    Step,
+    VerifyArgs,
+)
+from wgfleet.runbook.record import Journal, read_journal, record_directory, render_summary
+from wgfleet.runbook.schema import check_targets
+from wgfleet.runbook.waves import Wave, plan_waves
+from wgfleet.tasks.bird import confirm_bird
+from wgfleet.tasks.runbook import (
+    acquire_lock,
+    decommission_gateway,
+    release_lock,
+    restore_key,
+    rollback_gateway,
+    rotate_key,
+    snapshot_gateway,
+)
+from wgfleet.verify import verify_fleet
+
+GATE_POLL = 1.0
+
+
+class RunbookError(WgfleetError):
+    """A runbook could not run, or stopped; the message says where and what was undone."""
+
+
+class LockedError(RunbookError):
+    """Another run holds the lock of a targeted gateway."""
+
+    exit_status = ExitStatus.FAILED
+
+
+@dataclass
+class Options:
+    """How to run: dry run, confirmations, narrowing, where the record goes."""
+
+    check: bool = False
+    yes: bool = False
+    limit: Sequence[str] | None = None
+    change: str | None = None
+    records: Path = Path("changes")
+    workers: int = 20
+    templates: Path | None = None
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    ask: Callable[[str], str] = input
+
+
+@dataclass
+class Outcome:
+    """How a run ended."""
+
+    result: str
+    record: Path | None
+    message: str = ""
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """0 for success (and a dry run), 4 otherwise."""
+        return ExitStatus.OK if self.result in ("success", "checked") else ExitStatus.FAILED
+
+
+def targets(runbook: Runbook, loaded: Loaded, limit: Sequence[str] | None) -> list[str]:
+    """The gateways a run targets: the runbook's targets, narrowed by ``--limit``."""
+    if runbook.limit_required and not limit:
+        raise BadInputError(
+            [Problem(runbook.file, "", "targets", "this runbook needs --limit HOST|GROUP")]
+        )
+    nr = nornir_for(loaded, 1)
+    known = set(nr.inventory.hosts) | set(nr.inventory.groups)
+    problems = check_targets(runbook, known)
+    if problems:
+        raise BadInputError(problems)
+    selected = set(select(nr, list(runbook.targets) if runbook.targets else None).inventory.hosts)
+    if limit:
+        selected &= set(select(nr, limit).inventory.hosts)
+    return [g.name for g in loaded.plan.gateways if g.name in selected]
+
+
+class Engine:
+    """One run of one runbook."""
+
+    def __init__(self, runbook: Runbook, loaded: Loaded, options: Options) -> None:
+        self.runbook = runbook
+        self.loaded = loaded
+        self.options = options
+        self.run_id = uuid.uuid4().hex[:12]
+        self.owner = f"{getpass.getuser()}@{socket.gethostname()} (pid {os.getpid()})"
+        self.change = options.change or runbook.change
+        self.journal: Journal | None = None
+        self.record: Path | None = None
+        self.failed: set[str] = set()
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        """Plan the waves, then check (dry run) or execute them."""
+        selected = targets(self.runbook, self.loaded, self.options.limit)
+        waves = plan_waves(
+            self.loaded.plan, selected, self.runbook.strategy, self.runbook.batch_size
+        )
+        self._say(f"runbook {self.runbook.name}: {len(selected)} gateways in {len(waves)} waves")
+        for wave in waves:
+            self._say(f"  wave {wave.number}: {', '.join(wave.gateways)}")
+        if self.options.check:
+            return self._check(waves)
+        started = datetime.now(UTC)
+        self.record = record_directory(self.options.records, self.runbook.name, started)
+        self.journal = Journal(self.record / "journal.jsonl")
+        self._event("run-start", runbook=self.runbook.name, file=self.runbook.file,
+                    change=self.change, owner=self.owner, check=False, run_id=self.run_id,
+                    strategy=self.runbook.strategy, targets=selected,
+                    waves=[list(w.gateways) for w in waves])  # fmt: skip
+        locked = self._lock(selected) if self.runbook.changes_gateways else []
+        result, message = "failed", ""
+        try:
+            result, message = self._execute(waves)
+        except KeyboardInterrupt:
+            result, message = "interrupted", "interrupted; locks are kept: resume or roll back"
+            self._event("run-end", result=result, message=message)
+            self._summary()
+            raise
+        except WgfleetError as exc:
+            message = str(exc)
+        if result != "interrupted":
+            self._event("run-end", result=result, message=message)
+            self._unlock(locked)
+            self._summary()
+        return Outcome(result, self.record, message)
+
+    def _execute(self, waves: list[Wave]) -> tuple[str, str]:
+        for step in self.runbook.before:
+            if not self._step(step, None, waves):
+                return "failed", f"stopped at {step.title} before any change"
+        for index, wave in enumerate(waves):
+            self._event("wave-start", wave=wave.number, gateways=list(wave.gateways))
+            ok, message = self._wave(wave, waves)
+            if not ok:
+                if self.runbook.on_failure == "rollback":
+                    self._rollback(wave)
+                    self._event("wave-end", wave=wave.number, status="rolled-back")
+                    later = [g for w in waves[index + 1 :] for g in w.gateways]
+                    return "rolled-back", (
+                        f"wave {wave.number} failed ({message}) and was rolled back; "
+                        f"not touched: {', '.join(later) or 'nothing left'}"
+                    )
+                self._event("wave-end", wave=wave.number, status="failed")
+                return "failed", f"wave {wave.number} failed: {message}"
+            self._event("wave-end", wave=wave.number, status="ok")
+        for step in self.runbook.after:
+            if not self._step(step, None, waves):
+                return "failed", f"post-check {step.title} failed"
+        return "success", ""
+
+    def _wave(self, wave: Wave, waves: list[Wave]) -> tuple[bool, str]:
+        self.snapshots = self._snapshot(wave)
+        for position, step in enumerate(self.runbook.wave):
+            self.remaining = sum(
+                self.runbook.timeout_for(s) or 0.0 for s in self.runbook.wave[position:]
+            )
+            if not self._step(step, wave, waves):
+                return False, f"{step.title} failed"
+        confirmed = self._nornir(wave.gateways).run(task=confirm_bird, plan=self.loaded.plan)
+        bad = [name for name, multi in confirmed.items() if multi.failed]
+        if bad:
+            return False, f"confirming BIRD failed on {', '.join(bad)}"
+        return True, ""
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def _step(self, step: Step, wave: Wave | None, waves: list[Wave]) -> bool:
+        started = time.monotonic()
+        args = step.args
+        if isinstance(args, VerifyArgs):
+            ok = self._verify(step, args, wave)
+        elif isinstance(args, PauseArgs):
+            ok = self._pause(step, args, wave, waves)
+        elif isinstance(args, GateArgs):
+            assert wave is not None
+            ok = self._gate(step, args, wave)
+        elif isinstance(args, ApplyArgs):
+            assert wave is not None
+            ok = self._apply(step, wave, tuple(args.parts))
+        elif isinstance(args, RotateKeysArgs):
+            assert wave is not None
+            ok = self._rotate(step, wave)
+        else:
+            assert wave is not None
+            ok = self._decommission(step, wave)
+        self._event("step", phase=step.phase, step=step.title, name=step.name,
+                    status="ok" if ok else "failed", wave=wave.number if wave else None,
+                    seconds=round(time.monotonic() - started, 2))  # fmt: skip
+        return ok
+
+    def _verify(self, step: Step, args: VerifyArgs, wave: Wave | None) -> bool:
+        deadline = time.monotonic() + args.wait
+        while True:
+            run = verify_fleet(self.loaded, workers=self.options.workers)
+            ok = _satisfies(run, args.require)
+            if ok or time.monotonic() >= deadline:
+                break
+            time.sleep(GATE_POLL)
+        problems = [_finding(f) for f in run.verdict.problems()]
+        self._event("verify", phase=step.phase, step=step.title, require=args.require,
+                    status="passed" if ok else "failed", findings=problems,
+                    wave=wave.number if wave else None)  # fmt: skip
+        self._say(f"{step.title}: {'passed' if ok else 'FAILED'} ({len(problems)} findings)")
+        return ok
+
+    def _pause(self, step: Step, args: PauseArgs, wave: Wave | None, waves: list[Wave]) -> bool:
+        message = args.render(
+            waves=len(waves),
+            gateways=sum(len(w.gateways) for w in waves),
+            wave=wave.number if wave else None,
+            hosts=wave.gateways if wave else (),
+        )
+        if self.options.yes:
+            answer = "--yes"
+        elif not sys.stdin.isatty():
+            answer = "refused"
+            self._say(f"{message}\nno terminal to ask and no --yes: stopping")
+        else:
+            reply = self.options.ask(f"{message} [type yes] ")
+            answer = "yes" if reply.strip().lower() == "yes" else "refused"
+        self._event("pause", phase=step.phase, step=step.title, message=message, answer=answer)
+        return answer != "refused"
+
+    def _apply(self, step: Step, wave: Wave, parts: tuple[str, ...]) -> bool:
+        report = apply_fleet(
+            self.loaded, limit=list(wave.gateways), workers=self.options.workers,
+            progress=None, parts=parts, bird_confirm_timeout=int(self.remaining + 60),
+            templates_dir=self.options.templates,
+        )  # fmt: skip
+        for outcome in report.outcomes:
+            self._event("host", wave=wave.number, step=step.title, gateway=outcome.host,
+                        status=outcome.status, seconds=round(outcome.seconds, 2),
+                        message=outcome.message, diff=outcome.diff)  # fmt: skip
+            first = outcome.message.splitlines()[0] if outcome.message else ""
+            self._say(f"  {outcome.host}: {outcome.status} {first}")
+            if outcome.status in ("failed", "unreachable"):
+                self.failed.add(outcome.host)
+        return report.exit_status == 0
+
+    def _gate(self, step: Step, args: GateArgs, wave: Wave) -> bool:
+        affected = sorted(set(wave.gateways) | self._peers(wave.gateways))
+        timeout = self.runbook.timeout_for(step) or 0.0
+        started = time.monotonic()
+        while True:
+            run = verify_fleet(self.loaded, limit=affected, workers=self.options.workers)
+            pending = _gate_pending(run, args, set(affected))
+            if not pending or time.monotonic() - started >= timeout:
+                break
+            time.sleep(GATE_POLL)
+        seconds = round(time.monotonic() - started, 2)
+        message = "; ".join(pending[:5])
+        self._event("gate", wave=wave.number, step=step.title, name=step.name,
+                    status="failed" if pending else "passed", seconds=seconds,
+                    message=message)  # fmt: skip
+        verdict = f"FAILED: {message}" if pending else "passed"
+        self._say(f"  gate {step.name}: {verdict} ({seconds} s)")
+        return not pending
+
+    def _rotate(self, step: Step, wave: Wave) -> bool:
+        result = self._nornir(wave.gateways).run(task=rotate_key, plan=self.loaded.plan)
+        for name, multi in result.items():
+            self._event("host", wave=wave.number, step=step.title, gateway=name,
+                        status="failed" if multi.failed else "changed",
+                        message=failure_message(multi) if multi.failed else "new key")  # fmt: skip
+        if result.failed:
+            self.failed |= {n for n, m in result.items() if m.failed}
+            return False
+        self.rotated = list(wave.gateways)
+        together = sorted(set(wave.gateways) | self._peers(wave.gateways))
+        return self._apply(step, Wave(wave.number, tuple(together)), ("namespace", "tunnels"))
+
+    def _decommission(self, step: Step, wave: Wave) -> bool:
+        result = self._nornir(wave.gateways).run(task=decommission_gateway, plan=self.loaded.plan)
+        for name, multi in result.items():
+            done = failure_message(multi) if multi.failed else "; ".join(multi[0].result)
+            self._event("host", wave=wave.number, step=step.title, gateway=name,
+                        status="failed" if multi.failed else "changed", message=done)  # fmt: skip
+        return not result.failed
+
+    # --- rollback, locks, helpers -----------------------------------------------------------
+
+    def _snapshot(self, wave: Wave) -> dict[str, Any]:
+        names = sorted(set(wave.gateways) | self._peers(wave.gateways))
+        result = self._nornir(names).run(task=snapshot_gateway, plan=self.loaded.plan)
+        return {name: multi[0].result for name, multi in result.items() if not multi.failed}
+
+    def _rollback(self, wave: Wave) -> None:
+        rotated = getattr(self, "rotated", [])
+        if rotated:
+            self._nornir(rotated).run(task=restore_key, plan=self.loaded.plan)
+        touched = [n for n in self.snapshots if n not in self.failed or n in wave.gateways]
+        for name in touched:
+            before = self.snapshots[name]
+            result = self._nornir([name]).run(task=rollback_gateway, plan=self.loaded.plan,
+                                              before=before)  # fmt: skip
+            multi = result[name]
+            self._event("rollback", wave=wave.number, gateway=name,
+                        status="failed" if multi.failed else "ok",
+                        undone=[] if multi.failed else multi[0].result,
+                        message=failure_message(multi) if multi.failed else "")  # fmt: skip
+            self._say(f"  rollback {name}: {'FAILED' if multi.failed else 'ok'}")
+
+    def _lock(self, names: list[str]) -> list[str]:
+        record = {
+            "owner": self.owner,
+            "started": datetime.now(UTC).isoformat(),
+            "runbook": self.runbook.name,
+            "change": self.change,
+            "run_id": self.run_id,
+        }
+        result = self._nornir(names).run(task=acquire_lock, record=record)
+        taken = [n for n, m in result.items() if not m.failed]
+        refused = {n: failure_message(m) for n, m in result.items() if m.failed}
+        if refused:
+            self._unlock(taken)
+            message = "\n".join(refused.values())
+            self._event("run-end", result="failed", message=message)
+            self._summary()
+            raise LockedError(f"runbook {self.runbook.name} did not start:\n{message}")
+        return taken
+
+    def _unlock(self, names: list[str]) -> None:
+        if names:
+            self._nornir(names).run(task=release_lock, run_id=self.run_id)
+
+    def _peers(self, names: Sequence[str]) -> set[str]:
+        return {t.peer for n in names for t in self.loaded.plan.gateway(n).tunnels}
+
+    def _nornir(self, names: Sequence[str]) -> Any:
+        wanted = set(names)
+        nr = nornir_for(self.loaded, self.options.workers)
+        return _Scoped(nr.filter(filter_func=lambda h: h.name in wanted))
+
+    def _check(self, waves: list[Wave]) -> Outcome:
+        for wave in waves:
+            report = apply_fleet(self.loaded, limit=list(wave.gateways), check=True,
+                                 workers=self.options.workers, progress=None,
+                                 templates_dir=self.options.templates)  # fmt: skip
+            for outcome in report.outcomes:
+                self._say(f"=== wave {wave.number}: {outcome.host}: {outcome.status}")
+                if outcome.diff:
+                    self._say(outcome.diff)
+        self._say("check: nothing was changed")
+        return Outcome("checked", None)
+
+    def _event(self, event: str, **fields: Any) -> None:
+        if self.journal is not None:
+            self.journal.write(event, **fields)
+
+    def _summary(self) -> None:
+        if self.record is not None:
+            events = read_journal(self.record / "journal.jsonl")
+            (self.record / "summary.md").write_text(render_summary(events))
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.options.out, flush=True)
+
+
+class _Scoped:
+    """A filtered Nornir whose connections are closed after each run, failures kept."""
+
+    def __init__(self, nr: Any) -> None:
+        self.nr = nr
+
+    def run(self, **kwargs: Any) -> Any:
+        try:
+            return self.nr.run(on_failed=True, **kwargs)
+        finally:
+            self.nr.close_connections(on_good=True, on_failed=True)
+
+
+def _satisfies(run: VerifyRun, require: str) -> bool:
+    if require == "any":
+        return True
+    severity = run.verdict.severity
+    if require == "no-critical":
+        return severity != "critical" and not run.verdict.unreachable
+    return severity == "ok" and not run.verdict.unreachable
+
+
+def _gate_pending(run: VerifyRun, args: GateArgs, affected: set[str]) -> list[str]:
+    checks = set()
+    if args.sessions:
+        checks.add("bgp.established")
+    if args.ecmp:
+        checks.add("route.ecmp")
+    if args.handshakes:
+        checks.add("tunnel.handshake")
+    pending = [f"{g} unreachable" for g in run.verdict.unreachable if g in affected]
+    pending += [
+        f"{f.gateway} {f.object}: {f.message}"
+        for f in run.verdict.findings
+        if f.check in checks and f.gateway in affected and f.severity != "ok"
+    ]
+    return pending
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    return {"severity": f.severity, "check": f.check, "gateway": f.gateway,
+            "object": f.object, "message": f.message}  # fmt: skip

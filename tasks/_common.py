@@ -1,0 +1,59 @@
+"""Helpers shared by wgfleet's Nornir tasks: the connection, checked commands, reports."""
+
+from __future__ import annotations
+
+from nornir.core.task import Task
+
+from wgfleet.connection import WgSsh, gateway_connection
+from wgfleet.converge import FileChange, Step
+from wgfleet.errors import WgfleetError
+from wgfleet.paths import GatewayPaths
+from wgfleet.plan import FleetPlan
+
+
+class ApplyError(WgfleetError):
+    """A change failed on a gateway; the message names the gateway, step and what to do."""
+
+
+def conn(task: Task) -> WgSsh:
+    """The host's ``wgssh`` connection (opened once, reused by every task)."""
+    return gateway_connection(task.host, task.nornir.config)
+
+
+def run(task: Task, command: str, *, what: str) -> str:
+    """Run a command; raise ApplyError naming the host, ``what`` and stderr if it fails."""
+    result = conn(task).run(command, check=False)
+    if result.exit_status != 0:
+        raise ApplyError(
+            f"{task.host.name}: {what} failed (exit {result.exit_status}): "
+            f"{(result.stderr or result.stdout).strip()[-800:]}\n  command: {command}"
+        )
+    return str(result.stdout)
+
+
+def paths_of(plan: FleetPlan) -> GatewayPaths:
+    """wgfleet's paths on a gateway, for the plan's namespace."""
+    return GatewayPaths(namespace=plan.settings.namespace)
+
+
+def report(files: list[FileChange], steps: list[Step], dry_run: bool) -> str:
+    """A task's diff: file diffs, then the commands run (or that would run)."""
+    parts = [change.diff() for change in files]
+    if steps:
+        verb = "would run" if dry_run else "ran"
+        lines = [f"# {verb}:"]
+        for step in steps:
+            lines.append(f"# {step.description}")
+            lines.extend(f"$ {command}" for command in step.commands)
+        parts.append("\n".join(lines) + "\n")
+    return "".join(parts)
+
+
+def apply_changes(task: Task, files: list[FileChange], steps: list[Step]) -> None:
+    """Write the files atomically, then run each step's commands in order."""
+    connection = conn(task)
+    for change in files:
+        connection.write_file(change.path, change.content, mode=change.mode)
+    for step in steps:
+        for command in step.commands:
+            run(task, command, what=step.description)

@@ -1,0 +1,185 @@
+"""Nornir tasks the runbook engine needs: gateway locks, snapshots and rolling a wave back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nornir.core.task import Result, Task
+
+from wgfleet import commands as cmd
+from wgfleet.facts import GatewayFacts
+from wgfleet.plan import FleetPlan
+from wgfleet.tasks._common import conn, paths_of, run
+from wgfleet.tasks.bird import undo_bird
+from wgfleet.tasks.converge import gather_facts
+
+LOCK_FILE = "/run/wgfleet/lock"
+
+
+def _lock_script(record: dict[str, Any]) -> str:
+    text = cmd.q(json.dumps(record, sort_keys=True))
+    lock = cmd.q(LOCK_FILE)
+    # noclobber makes the redirect an O_EXCL create: exactly one run can win.
+    return (
+        f"mkdir -p {cmd.q(LOCK_FILE.rsplit('/', 1)[0])} && "
+        f"if ( set -C; printf '%s\\n' {text} > {lock} ) 2>/dev/null; then echo acquired; "
+        f"else cat {lock}; fi"
+    )
+
+
+def read_lock(task: Task) -> Result:
+    """The lock record on the gateway (owner, time, runbook, change, run id), or None."""
+    lock = cmd.q(LOCK_FILE)
+    out = run(task, f"if [ -f {lock} ]; then cat {lock}; fi", what="reading the lock").strip()
+    return Result(host=task.host, result=json.loads(out) if out else None)
+
+
+def acquire_lock(task: Task, record: dict[str, Any]) -> Result:
+    """Take the gateway's lock for a run, or fail naming who holds it.
+
+    A lock already held by the same run id (a resumed run) counts as taken.
+    """
+    out = run(task, _lock_script(record), what="taking the lock").strip()
+    if out == "acquired":
+        return Result(host=task.host, changed=True, result=record)
+    try:
+        holder = json.loads(out)
+    except json.JSONDecodeError:
+        holder = {"owner": "unknown", "raw": out[:200]}
+    if holder.get("run_id") == record.get("run_id"):
+        return Result(host=task.host, changed=False, result=holder)
+    return Result(
+        host=task.host,
+        failed=True,
+        result=(
+            f"{task.host.name} is locked by {holder.get('owner', '?')} since "
+            f"{holder.get('started', '?')} (runbook {holder.get('runbook', '?')}, change "
+            f"{holder.get('change') or '-'}, run {holder.get('run_id', '?')}); if that run is "
+            f"dead, clear it with `wgfleet runbook unlock {task.host.name}`"
+        ),
+    )
+
+
+def release_lock(task: Task, run_id: str | None = None) -> Result:
+    """Release the lock if this run holds it (``run_id``), or whoever holds it (None)."""
+    holder = read_lock(task).result
+    if holder is None:
+        return Result(host=task.host, changed=False, result="not locked")
+    if run_id is not None and holder.get("run_id") != run_id:
+        return Result(
+            host=task.host,
+            failed=True,
+            result=f"{task.host.name}: the lock belongs to run {holder.get('run_id')}, not ours",
+        )
+    run(task, f"rm -f {cmd.q(LOCK_FILE)}", what="releasing the lock")
+    return Result(host=task.host, changed=True, result=holder)
+
+
+def snapshot_gateway(task: Task, plan: FleetPlan) -> Result:
+    """What a gateway looks like before a wave changes it (for rollback)."""
+    facts: GatewayFacts = gather_facts(task, plan).result
+    return Result(host=task.host, result=facts)
+
+
+def rollback_gateway(task: Task, plan: FleetPlan, before: GatewayFacts) -> Result:
+    """Undo a wave on one gateway: BIRD reverted, peer files restored and synced, new
+    tunnels removed. Returns what was undone, one line each."""
+    paths = paths_of(plan)
+    after: GatewayFacts = gather_facts(task, plan).result
+    undone: list[str] = []
+    if undo_bird(task, plan).changed:
+        undone.append("BIRD: tried configuration undone")
+    elif after.bird_running and not before.bird_running:
+        run(task, cmd.birdc(paths, "down"), what="stopping BIRD started by this wave")
+        undone.append("BIRD: stopped (it was not running before)")
+    created = sorted(
+        name
+        for name in after.private_links
+        if name in after.wireguard and name not in before.private_links
+    )
+    for name in created:
+        run(
+            task,
+            f"{cmd.ip_ns(paths.namespace, f'link del dev {cmd.q(name)}')}; "
+            f"rm -f {cmd.q(paths.peer_file(name))}",
+            what=f"removing {name}",
+        )
+        undone.append(f"{name}: removed (created by this wave)")
+    connection = conn(task)
+    for path, old in sorted(before.files.items()):
+        if path == paths.bird_config or after.files.get(path) == old:
+            continue
+        name = path.rsplit("/", 1)[-1].removesuffix(".conf")
+        if name in created:
+            continue
+        if old is None:
+            run(task, f"rm -f {cmd.q(path)}", what=f"removing {path}")
+            undone.append(f"{path}: removed (new in this wave)")
+            continue
+        connection.write_file(path, old, mode=0o600)
+        if name in after.private_links:
+            run(
+                task,
+                cmd.in_netns(paths.namespace, cmd.feed_config(paths, name, "syncconf")),
+                what=f"restoring {name}",
+            )
+        undone.append(f"{name}: previous peer file restored and synced")
+    return Result(host=task.host, changed=bool(undone), result=undone)
+
+
+def rotate_key(task: Task, plan: FleetPlan) -> Result:
+    """Generate a new private key on the gateway (the old one kept as ``.prev``).
+
+    Only the new public key is returned. The live interfaces keep the old key until the
+    next convergence feeds them the key file, which the engine does for the gateway and
+    all its peers at once.
+    """
+    paths = paths_of(plan)
+    key = cmd.q(paths.private_key)
+    out = run(
+        task,
+        f"umask 077 && test -s {key} && wg genkey > {key}.new && cp -p {key} {key}.prev && "
+        f"mv -f {key}.new {key} && wg pubkey < {key} | tee {cmd.q(paths.public_key)}",
+        what="generating a new private key",
+    )
+    return Result(host=task.host, changed=True, result=out.strip())
+
+
+def restore_key(task: Task, plan: FleetPlan) -> Result:
+    """Put the previous private key back (rolling a key rotation back)."""
+    paths = paths_of(plan)
+    key = cmd.q(paths.private_key)
+    out = run(
+        task,
+        f"umask 077 && test -s {key}.prev && mv -f {key}.prev {key} && "
+        f"wg pubkey < {key} | tee {cmd.q(paths.public_key)}",
+        what="restoring the previous private key",
+    )
+    return Result(host=task.host, changed=True, result=out.strip())
+
+
+def decommission_gateway(task: Task, plan: FleetPlan) -> Result:
+    """Remove wgfleet's BIRD instance, tunnels and files from a gateway.
+
+    The private namespace and the site-side interfaces stay (they carry the site), and so
+    does the private key (gone with the gateway itself, or reused if it comes back).
+    """
+    paths = paths_of(plan)
+    facts: GatewayFacts = gather_facts(task, plan).result
+    undone: list[str] = []
+    if facts.bird_running:
+        run(task, cmd.birdc(paths, "down"), what="stopping BIRD")
+        undone.append("BIRD stopped")
+    for name in sorted(n for n in facts.private_links if n in facts.wireguard):
+        run(
+            task, cmd.ip_ns(paths.namespace, f"link del dev {cmd.q(name)}"), what=f"removing {name}"
+        )
+        undone.append(f"{name} removed")
+    run(
+        task,
+        f"rm -f {cmd.q(paths.wireguard_dir)}/*.conf {cmd.q(paths.wireguard_dir)}/*.conf.prev "
+        f"{cmd.q(paths.bird_config)} {cmd.q(paths.bird_candidate)}",
+        what="removing wgfleet's files",
+    )
+    return Result(host=task.host, changed=bool(undone) or bool(facts.files), result=undone)
