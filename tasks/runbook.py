@@ -140,7 +140,7 @@ def rotate_key(task: Task, plan: FleetPlan) -> Result:
     out = run(
         task,
         f"umask 077 && test -s {key} && wg genkey > {key}.new && cp -p {key} {key}.prev && "
-        f"mv -f {key}.new {key} && wg pubkey < {key} | tee {cmd.q(paths.public_key)}",
+        f"mv -f {key}.new {key} && {cmd.publish_public_key(paths)}",
         what="generating a new private key",
     )
     return Result(host=task.host, changed=True, result=out.strip())
@@ -153,7 +153,7 @@ def restore_key(task: Task, plan: FleetPlan) -> Result:
     out = run(
         task,
         f"umask 077 && test -s {key}.prev && mv -f {key}.prev {key} && "
-        f"wg pubkey < {key} | tee {cmd.q(paths.public_key)}",
+        f"{cmd.publish_public_key(paths)}",
         what="restoring the previous private key",
     )
     return Result(host=task.host, changed=True, result=out.strip())

@@ -109,6 +109,16 @@ def verify_script(
     return "\n".join(lines) + "\n"
 
 
+def publish_public_key(paths: GatewayPaths) -> str:
+    """Print the public key and keep ``public.key`` in step, writing it only when it differs
+    (a converged gateway's files stay untouched)."""
+    key, public = q(paths.private_key), q(paths.public_key)
+    return (
+        f"pub=$(wg pubkey < {key}) && {{ printf '%s\\n' \"$pub\" | cmp -s - {public} || "
+        f"printf '%s\\n' \"$pub\" > {public}; }} && echo \"$pub\""
+    )
+
+
 def ensure_key(paths: GatewayPaths) -> str:
     """Generate the private key on the gateway if it has none (umask 077); print the public key.
 
@@ -119,7 +129,7 @@ def ensure_key(paths: GatewayPaths) -> str:
     return (
         f"umask 077 && mkdir -p {directory} && chmod 700 {directory} && "
         f"if [ ! -s {key} ]; then wg genkey > {key}.tmp && mv -f {key}.tmp {key} && "
-        f"echo generated; fi && wg pubkey < {key} | tee {q(paths.public_key)}"
+        f"echo generated; fi && {publish_public_key(paths)}"
     )
 
 

@@ -180,7 +180,9 @@ def outcomes(
 class Progress:
     """A Nornir processor printing one line per gateway as it finishes (live progress)."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, label: str = "apply") -> None:
+    def __init__(
+        self, total: int, stream: TextIO | None = sys.stderr, label: str = "apply"
+    ) -> None:
         self.total = total
         self.done = 0
         self.stream = stream
@@ -207,8 +209,9 @@ class Progress:
             seconds = time.monotonic() - self.started.get(host.name, time.monotonic())
             self.timings[host.name] = seconds
             state = "FAILED" if result.failed else ("changed" if result.changed else "ok")
-            print(f"[{self.done}/{self.total}] {self.label} {host.name}: {state} ({seconds:.1f} s)",
-                  file=self.stream, flush=True)  # fmt: skip
+            if self.stream is not None:
+                print(f"[{self.done}/{self.total}] {self.label} {host.name}: {state} "
+                      f"({seconds:.1f} s)", file=self.stream, flush=True)  # fmt: skip
 
     def subtask_instance_started(self, task: Task, host: Host) -> None:
         pass
@@ -277,8 +280,8 @@ def apply_fleet(
         report = RunReport("apply", check)
         report.outcomes += outcomes(key_result, failed_keys, {})
         ready = [name for name in targets if name not in failed_keys]
-        meter = Progress(len(ready), progress) if progress is not None else None
-        processors: list[Processor] = [meter] if meter is not None else []
+        meter = Progress(len(ready), progress)  # timings always; lines only with a stream
+        processors: list[Processor] = [meter]
         runner = nr.filter(filter_func=lambda h: h.name in ready).with_processors(processors)
         result = runner.run(
             task=apply_gateway,
@@ -291,7 +294,7 @@ def apply_fleet(
             parts=tuple(p for p in parts if p != "keys"),
             bird_confirm_timeout=bird_confirm_timeout,
         )
-        timings = meter.timings if meter is not None else {}
+        timings = meter.timings
         report.outcomes += outcomes(result, ready, timings)
         for outcome in report.outcomes:
             if outcome.host in key_result and key_result[outcome.host].changed:

@@ -1,0 +1,198 @@
+"""End to end: runbooks on the lab, with faults injected, each repaired.
+
+Every test starts from the converged, healthy fleet (`converged`) and leaves it so.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.lab.conftest import Lab, wait_healthy
+from tests.lab.helpers import PATHS, fingerprint
+from wgfleet.fleet import load
+from wgfleet.lab import manager
+from wgfleet.runbook.engine import Engine, LockedError, Options, Outcome
+from wgfleet.runbook.record import read_journal
+from wgfleet.runbook.schema import load_runbook
+
+pytestmark = pytest.mark.lab
+RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
+
+
+def changed_inventory(converged: Path, tmp_path: Path, hold_time: int) -> Path:
+    """A copy of the inventory with another BGP hold time: a change every gateway gets."""
+    inventory = tmp_path / f"hold{hold_time}"
+    shutil.copytree(converged, inventory)
+    defaults = yaml.safe_load((inventory / "defaults.yaml").read_text())
+    defaults["data"]["fleet"]["bgp"] = {"hold_time": hold_time}
+    (inventory / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+    return inventory
+
+
+def run_book(inventory: Path, tmp_path: Path, name: str = "rollout", **options: Any) -> Outcome:
+    out = io.StringIO()
+    engine = Engine(
+        load_runbook(RUNBOOKS / f"{name}.yaml"),
+        load(inventory, save_allocations_file=False),
+        Options(yes=True, records=tmp_path / "changes", out=out, **options),
+    )
+    outcome = engine.run()
+    print(out.getvalue())
+    return outcome
+
+
+def live_bird(lab: Lab, gw: str) -> str:
+    return lab.sh(gw, f"sha256sum {PATHS.bird_config}; birdc -s {PATHS.bird_socket} "
+                      "configure status | tail -1")[1]  # fmt: skip
+
+
+class Pinger:
+    """A continuous ping between two site hosts, through the VPN (every 50 ms)."""
+
+    def __init__(self, lab: Lab, target: str = "2001:db8:a3::1") -> None:
+        netns = lab.topo.sites[0].netns
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns, "ping", "-i", "0.05", "-W", "1", target],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    def stop(self) -> tuple[int, int]:
+        """Stop by PID; return (sent, lost)."""
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=10)
+        match = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+        assert match, out
+        sent, received = int(match.group(1)), int(match.group(2))
+        return sent, sent - received
+
+
+def test_rollout_of_a_changed_setting_keeps_the_sites_connected(
+    lab: Lab, converged: Path, tmp_path: Path
+) -> None:
+    inventory = changed_inventory(converged, tmp_path, hold_time=9)
+    pinger = Pinger(lab)
+    try:
+        outcome = run_book(inventory, tmp_path)
+    finally:
+        sent, lost = pinger.stop()
+    print(f"rollout.yaml: {lost} of {sent} pings lost between site 1 and site 3 "
+          f"({lost * 0.05:.2f} s of traffic; one hold time is 6 s)")  # fmt: skip
+    assert outcome.result == "success", outcome.message
+    assert lost * 0.05 <= 6.0, "lost more than one BGP hold time of traffic"
+    assert sent > 50
+    for gw in ("V1-1", "V3-2"):
+        assert "hold time 9;" in lab.sh(gw, f"cat {PATHS.bird_config}")[1]
+        assert "unconfirmed" not in live_bird(lab, gw)
+    events = read_journal(outcome.record / "journal.jsonl")  # type: ignore[operator]
+    waves = [e for e in events if e["event"] == "wave-end"]
+    assert [w["status"] for w in waves] == ["ok", "ok"]
+    assert (outcome.record / "summary.md").read_text().count("passed") >= 2  # type: ignore[operator]
+    # Back to the fleet's own settings, the same way.
+    assert run_book(converged, tmp_path).result == "success"
+    wait_healthy(converged)
+
+
+def test_a_bird_config_that_fails_the_check_never_reaches_bird(
+    lab: Lab, converged: Path, tmp_path: Path
+) -> None:
+    templates = tmp_path / "templates" / "bird"
+    templates.mkdir(parents=True)
+    shipped = (RUNBOOKS.parent / "templates" / "bird" / "bird.conf.j2").read_text()
+    (templates / "bird.conf.j2").write_text(shipped + "\nthis is not bird syntax;\n")
+    inventory = changed_inventory(converged, tmp_path, hold_time=9)
+    before = {gw.name: fingerprint(lab, gw.name) for gw in lab.topo.gateways}
+    outcome = run_book(inventory, tmp_path, templates=tmp_path / "templates")
+    assert outcome.result == "rolled-back"
+    assert "wave 1" in outcome.message
+    after = {gw.name: fingerprint(lab, gw.name) for gw in lab.topo.gateways}
+    assert after == before, "nothing changed on any gateway"
+    summary = (outcome.record / "summary.md").read_text()  # type: ignore[operator]
+    assert "bird -p" in summary
+    wait_healthy(converged)
+
+
+def test_a_failing_gate_rolls_the_wave_back(lab: Lab, converged: Path, tmp_path: Path) -> None:
+    # V1-1's tunnel towards V3-1 (wg5, port 5805) stops passing UDP: its sessions go down,
+    # so wave 1's gate cannot pass and the hold-time change must be undone everywhere.
+    lab.sh("V1-1", "nft add table inet gatetest && nft add chain inet gatetest input "
+           "'{ type filter hook input priority 0; }' && "
+           "nft add rule inet gatetest input udp dport 5805 drop")  # fmt: skip
+    try:
+        from tests.lab.test_verify import wait_for_run
+
+        before = wait_for_run(converged, lambda r: r.verdict.severity == "warning",
+                              "the dropped tunnel to show")  # fmt: skip
+        inventory = changed_inventory(converged, tmp_path, hold_time=9)
+        outcome = run_book(inventory, tmp_path)
+        assert outcome.result == "rolled-back", outcome.message
+        for gw in ("V1-1", "V2-1", "V3-1", "V1-2"):
+            assert "hold time 6;" in lab.sh(gw, f"cat {PATHS.bird_config}")[1]
+            assert "unconfirmed" not in live_bird(lab, gw)
+        # Undoing the BIRD change restarts the sessions it had restarted: once they are back,
+        # the fleet verifies exactly as before the run.
+        expected = {f.key: f.severity for f in before.verdict.problems()}
+        wait_for_run(converged, lambda r: {f.key: f.severity for f in r.verdict.problems()}
+                     == expected, "the fleet to verify as before the run")  # fmt: skip
+    finally:
+        lab.sh("V1-1", "nft delete table inet gatetest", check=False)
+    wait_healthy(converged)
+
+
+def test_a_gateway_unreachable_mid_wave_spares_its_partner(
+    lab: Lab, converged: Path, tmp_path: Path
+) -> None:
+    # No pre-check: the gateway is lost once the run is under way.
+    book = tmp_path / "push.yaml"
+    book.write_text(
+        "name: push\ndescription: apply in waves\nwave:\n  - apply: {}\n"
+        "  - gate: {sessions: established}\n"
+    )
+    inventory = changed_inventory(converged, tmp_path, hold_time=9)
+    partner = live_bird(lab, "V2-2")
+    lab.drop_clients()
+    manager.set_ssh(lab.topo.name, "V2-1", False, lab.topo.state_dir.parent)
+    try:
+        out = io.StringIO()
+        outcome = Engine(
+            load_runbook(book),
+            load(inventory, save_allocations_file=False),
+            Options(yes=True, records=tmp_path / "changes", out=out, limit=["site2"]),
+        ).run()
+        print(out.getvalue())
+    finally:
+        manager.set_ssh(lab.topo.name, "V2-1", True, lab.topo.state_dir.parent)
+    assert outcome.result in ("failed", "rolled-back"), outcome.message
+    assert live_bird(lab, "V2-2") == partner, "the site partner was never touched"
+    events = read_journal(outcome.record / "journal.jsonl")  # type: ignore[operator]
+    assert not any(e.get("gateway") == "V2-2" and e["event"] == "host" for e in events)
+    summary = (outcome.record / "summary.md").read_text()  # type: ignore[operator]
+    assert "wave 1" in summary.lower() and "V2-1" in summary
+    wait_healthy(converged)
+
+
+def test_two_runs_at_once_the_second_refuses_and_names_the_holder(
+    lab: Lab, converged: Path, tmp_path: Path, run_cli: Any
+) -> None:
+    lab.sh("V3-2", "mkdir -p /run/wgfleet && echo '{\"owner\": \"alice@ops (pid 42)\", "
+           "\"run_id\": \"feedc0ffee\", \"runbook\": \"rollout\", \"started\": \"earlier\"}' "
+           "> /run/wgfleet/lock")  # fmt: skip
+    try:
+        before = {gw.name: fingerprint(lab, gw.name) for gw in lab.topo.gateways}
+        with pytest.raises(LockedError, match="alice@ops"):
+            run_book(changed_inventory(converged, tmp_path, hold_time=9), tmp_path)
+        assert {gw.name: fingerprint(lab, gw.name) for gw in lab.topo.gateways} == before
+        # No lock of the refused run is left behind on the other gateways.
+        assert lab.sh("V1-1", "ls /run/wgfleet 2>/dev/null || true")[1].strip() == ""
+    finally:
+        status, out, _ = run_cli("runbook", "unlock", "V3-2", "--inventory", str(converged))
+    assert status == 0 and "alice@ops" in out
+    assert lab.sh("V3-2", "ls /run/wgfleet")[1].strip() == ""
