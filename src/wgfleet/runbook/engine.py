@@ -32,7 +32,7 @@ from wgfleet.runbook import (
     VerifyArgs,
 )
 from wgfleet.runbook.record import Journal, read_journal, record_directory, render_summary
-from wgfleet.runbook.schema import check_targets
+from wgfleet.runbook.schema import check_change, check_targets
 from wgfleet.runbook.waves import Wave, plan_waves
 from wgfleet.tasks.bird import confirm_bird
 from wgfleet.tasks.runbook import (
@@ -115,6 +115,10 @@ class Engine:
         self.run_id = uuid.uuid4().hex[:12]
         self.owner = f"{getpass.getuser()}@{socket.gethostname()} (pid {os.getpid()})"
         self.change = options.change or runbook.change
+        if options.change is not None:
+            problem = check_change(options.change)
+            if problem:
+                raise BadInputError([Problem("command line", "runbook", "--change", problem)])
         self.journal: Journal | None = None
         self.record: Path | None = None
         self.failed: set[str] = set()
@@ -124,9 +128,14 @@ class Engine:
     def run(self) -> Outcome:
         """Plan the waves, then check (dry run) or execute them."""
         selected = targets(self.runbook, self.loaded, self.options.limit)
-        waves = plan_waves(
-            self.loaded.plan, selected, self.runbook.strategy, self.runbook.batch_size
+        # A runbook of only before/after steps (verify.yaml) has no waves.
+        waves = (
+            plan_waves(self.loaded.plan, selected, self.runbook.strategy, self.runbook.batch_size)
+            if self.runbook.wave
+            else []
         )
+        self.targets = set(selected)
+        self.done: set[str] = set()
         self._say(f"runbook {self.runbook.name}: {len(selected)} gateways in {len(waves)} waves")
         for wave in waves:
             self._say(f"  wave {wave.number}: {', '.join(wave.gateways)}")
@@ -162,6 +171,7 @@ class Engine:
                 return "failed", f"stopped at {step.title} before any change"
         for index, wave in enumerate(waves):
             self._event("wave-start", wave=wave.number, gateways=list(wave.gateways))
+            self.done |= set(wave.gateways)
             ok, message = self._wave(wave, waves)
             if not ok:
                 if self.runbook.on_failure == "rollback":
@@ -275,7 +285,7 @@ class Engine:
         started = time.monotonic()
         while True:
             run = verify_fleet(self.loaded, limit=affected, workers=self.options.workers)
-            pending = _gate_pending(run, args, set(affected))
+            pending = self._pending(run, args, set(affected))
             if not pending or time.monotonic() - started >= timeout:
                 break
             time.sleep(GATE_POLL)
@@ -287,6 +297,41 @@ class Engine:
         verdict = f"FAILED: {message}" if pending else "passed"
         self._say(f"  gate {step.name}: {verdict} ({seconds} s)")
         return not pending
+
+    def _pending(self, run: VerifyRun, args: GateArgs, affected: set[str]) -> list[str]:
+        """What a gate still waits for. Only paths whose two ends are done count: gateways
+        of this wave and earlier ones, and gateways the run does not target (a tunnel to a
+        gateway of a later wave cannot be up yet in a first rollout)."""
+        plan = self.loaded.plan
+        done = self.done | ({g.name for g in plan.gateways} - self.targets)
+        checks = {
+            "bgp.established": args.sessions,
+            "route.ecmp": args.ecmp,
+            "tunnel.handshake": args.handshakes,
+        }
+        pending = [f"{g} unreachable" for g in run.verdict.unreachable if g in affected]
+        for f in run.verdict.findings:
+            if not checks.get(f.check) or f.severity == "ok" or f.gateway not in affected:
+                continue
+            if f.gateway in done and self._ends(f.gateway, f.check, f.object) <= done:
+                pending.append(f"{f.gateway} {f.object}: {f.message}")
+        return pending
+
+    def _ends(self, gateway: str, check: str, obj: str) -> set[str]:
+        """The remote gateways a finding depends on (its session's, tunnel's or route's)."""
+        plan = self.loaded.plan.gateway(gateway)
+        by_interface = {t.interface: t.peer for t in plan.tunnels}
+        if check == "bgp.established":
+            return {s.peer for s in plan.sessions if s.name == obj}
+        if check == "tunnel.handshake":
+            return {by_interface[obj]} if obj in by_interface else set()
+        return {
+            by_interface[i]
+            for route in plan.expected.routes
+            if any(str(prefix) == obj for prefix in route.prefixes)
+            for i in route.interfaces
+            if i in by_interface
+        }
 
     def _rotate(self, step: Step, wave: Wave) -> bool:
         result = self._nornir(wave.gateways).run(task=rotate_key, plan=self.loaded.plan)
@@ -408,23 +453,6 @@ def _satisfies(run: VerifyRun, require: str) -> bool:
     if require == "no-critical":
         return severity != "critical" and not run.verdict.unreachable
     return severity == "ok" and not run.verdict.unreachable
-
-
-def _gate_pending(run: VerifyRun, args: GateArgs, affected: set[str]) -> list[str]:
-    checks = set()
-    if args.sessions:
-        checks.add("bgp.established")
-    if args.ecmp:
-        checks.add("route.ecmp")
-    if args.handshakes:
-        checks.add("tunnel.handshake")
-    pending = [f"{g} unreachable" for g in run.verdict.unreachable if g in affected]
-    pending += [
-        f"{f.gateway} {f.object}: {f.message}"
-        for f in run.verdict.findings
-        if f.check in checks and f.gateway in affected and f.severity != "ok"
-    ]
-    return pending
 
 
 def _finding(f: Finding) -> dict[str, Any]:
