@@ -129,53 +129,84 @@ def test_a_failing_gate_rolls_the_wave_back(lab: Lab, converged: Path, tmp_path:
     try:
         from tests.lab.test_verify import wait_for_run
 
-        before = wait_for_run(converged, lambda r: r.verdict.severity == "warning",
+        # The fault is fully visible once both ends' sessions are down and routes withdrawn.
+        settled = {
+            ("bgp.established", "V3-1", "IBGP_V1_1"),
+            ("bgp.established", "V1-1", "IBGP_V3_1"),
+            ("route.ecmp", "V1-1", "2001:db8:a3::/64"),
+            ("route.ecmp", "V3-1", "2001:db8:a1::/64"),
+        }
+        before = wait_for_run(converged, lambda r: settled <= {f.key for f in r.verdict.problems()},
                               "the dropped tunnel to show")  # fmt: skip
         inventory = changed_inventory(converged, tmp_path, hold_time=9)
-        outcome = run_book(inventory, tmp_path)
+        # rollout.yaml with a shorter gate: the gate cannot pass, no need to wait 120 s.
+        book = tmp_path / "rollout-short-gate.yaml"
+        book.write_text((RUNBOOKS / "rollout.yaml").read_text().replace("gate: 120", "gate: 20"))
+        out = io.StringIO()
+        outcome = Engine(
+            load_runbook(book),
+            load(inventory, save_allocations_file=False),
+            Options(yes=True, records=tmp_path / "changes", out=out),
+        ).run()
+        print(out.getvalue())
         assert outcome.result == "rolled-back", outcome.message
         for gw in ("V1-1", "V2-1", "V3-1", "V1-2"):
             assert "hold time 6;" in lab.sh(gw, f"cat {PATHS.bird_config}")[1]
             assert "unconfirmed" not in live_bird(lab, gw)
+
         # Undoing the BIRD change restarts the sessions it had restarted: once they are back,
         # the fleet verifies exactly as before the run.
-        expected = {f.key: f.severity for f in before.verdict.problems()}
-        wait_for_run(converged, lambda r: {f.key: f.severity for f in r.verdict.problems()}
-                     == expected, "the fleet to verify as before the run")  # fmt: skip
+        # (The cut tunnel's handshake keeps ageing meanwhile: that check is left out.)
+        def problems(run: Any) -> dict[Any, str]:
+            return {f.key: f.severity for f in run.verdict.problems()
+                    if f.check != "tunnel.handshake"}  # fmt: skip
+
+        expected = problems(before)
+        wait_for_run(converged, lambda r: problems(r) == expected,
+                     "the fleet to verify as before the run")  # fmt: skip
     finally:
         lab.sh("V1-1", "nft delete table inet gatetest", check=False)
     wait_healthy(converged)
 
 
 def test_a_gateway_unreachable_mid_wave_spares_its_partner(
-    lab: Lab, converged: Path, tmp_path: Path
+    lab: Lab, converged: Path, tmp_path: Path, run_cli: Any
 ) -> None:
-    # No pre-check: the gateway is lost once the run is under way.
+    # Locks are taken while V2-1 still answers; it is lost once the run is under way.
     book = tmp_path / "push.yaml"
     book.write_text(
-        "name: push\ndescription: apply in waves\nwave:\n  - apply: {}\n"
-        "  - gate: {sessions: established}\n"
+        "name: push\ndescription: apply in waves\nbefore:\n  - pause: go?\n"
+        "wave:\n  - apply: {}\n  - gate: {sessions: established}\n"
     )
     inventory = changed_inventory(converged, tmp_path, hold_time=9)
     partner = live_bird(lab, "V2-2")
     lab.drop_clients()
-    manager.set_ssh(lab.topo.name, "V2-1", False, lab.topo.state_dir.parent)
+
+    def cut_ssh(question: str) -> str:
+        manager.set_ssh(lab.topo.name, "V2-1", False, lab.topo.state_dir.parent)
+        return "yes"
+
     try:
         out = io.StringIO()
         outcome = Engine(
             load_runbook(book),
             load(inventory, save_allocations_file=False),
-            Options(yes=True, records=tmp_path / "changes", out=out, limit=["site2"]),
+            Options(records=tmp_path / "changes", out=out, limit=["site2"], ask=cut_ssh),
         ).run()
         print(out.getvalue())
     finally:
         manager.set_ssh(lab.topo.name, "V2-1", True, lab.topo.state_dir.parent)
-    assert outcome.result in ("failed", "rolled-back"), outcome.message
+    assert outcome.result == "rolled-back", outcome.message
+    assert "not touched: V2-2" in outcome.message
     assert live_bird(lab, "V2-2") == partner, "the site partner was never touched"
     events = read_journal(outcome.record / "journal.jsonl")  # type: ignore[operator]
     assert not any(e.get("gateway") == "V2-2" and e["event"] == "host" for e in events)
+    assert any(e.get("gateway") == "V2-1" and e.get("status") == "unreachable" for e in events)
     summary = (outcome.record / "summary.md").read_text()  # type: ignore[operator]
-    assert "wave 1" in summary.lower() and "V2-1" in summary
+    assert "V2-1" in summary and "rolled back" in summary.lower()
+    # Its lock could not be released while it was unreachable: clear it as an operator would.
+    status, out_text, _ = run_cli("runbook", "unlock", "V2-1", "--inventory", str(converged))
+    assert status == 0 and "push" in out_text
     wait_healthy(converged)
 
 
@@ -196,3 +227,23 @@ def test_two_runs_at_once_the_second_refuses_and_names_the_holder(
         status, out, _ = run_cli("runbook", "unlock", "V3-2", "--inventory", str(converged))
     assert status == 0 and "alice@ops" in out
     assert lab.sh("V3-2", "ls /run/wgfleet")[1].strip() == ""
+
+
+def test_rotate_keys_keeps_the_sites_connected(lab: Lab, converged: Path, tmp_path: Path) -> None:
+    names = [gw.name for gw in lab.topo.gateways]
+    before = {n: lab.sh(n, f"wg pubkey < {PATHS.private_key}")[1].strip() for n in names}
+    pinger = Pinger(lab)
+    try:
+        outcome = run_book(converged, tmp_path, name="rotate-keys")
+    finally:
+        sent, lost = pinger.stop()
+    print(f"rotate-keys.yaml: {lost} of {sent} pings lost between site 1 and site 3 "
+          f"({lost * 0.05:.2f} s of traffic; one hold time is 6 s)")  # fmt: skip
+    assert outcome.result == "success", outcome.message
+    assert lost * 0.05 <= 6.0, "lost more than one BGP hold time of traffic"
+    after = {n: lab.sh(n, f"wg pubkey < {PATHS.private_key}")[1].strip() for n in names}
+    assert all(after[n] != before[n] for n in names), "every gateway has a new key"
+    journal = (outcome.record / "journal.jsonl").read_text()  # type: ignore[operator]
+    keys = [lab.sh(n, f"cat {PATHS.private_key}")[1].strip() for n in names]
+    assert not any(key in journal for key in keys), "no private key in the change record"
+    wait_healthy(converged)

@@ -254,7 +254,7 @@ class Engine:
         )
         if self.options.yes:
             answer = "--yes"
-        elif not sys.stdin.isatty():
+        elif self.options.ask is input and not sys.stdin.isatty():
             answer = "refused"
             self._say(f"{message}\nno terminal to ask and no --yes: stopping")
         else:
@@ -397,8 +397,17 @@ class Engine:
         return taken
 
     def _unlock(self, names: list[str]) -> None:
-        if names:
-            self._nornir(names).run(task=release_lock, run_id=self.run_id)
+        if not names:
+            return
+        result = self._nornir(names).run(task=release_lock, run_id=self.run_id)
+        kept = sorted(name for name, multi in result.items() if multi.failed)
+        if kept:
+            message = (
+                f"lock left on {', '.join(kept)} (could not be released); clear it with "
+                f"`wgfleet runbook unlock {' '.join(kept)}` once reachable"
+            )
+            self._event("unlock", status="failed", gateways=kept, message=message)
+            self._say(message)
 
     def _peers(self, names: Sequence[str]) -> set[str]:
         return {t.peer for n in names for t in self.loaded.plan.gateway(n).tunnels}

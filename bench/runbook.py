@@ -1,0 +1,129 @@
+"""Change-window figures on a 3 x 2 lab (printed, never asserted).
+
+1. Wall time of `rollout.yaml` rolling a changed setting out (BGP hold time 6 -> 9), split
+   into waves and gate waits, against a plain `wgfleet apply` of the same change in the same
+   run (the baseline: no waves, no gates, no confirmation).
+2. Packets lost between two site hosts (ping every 50 ms) during `rotate-keys.yaml`, and
+   during the rollout, against the budget of one BGP hold time.
+
+Run as root: ``.venv/bin/python bench/runbook.py``. Uses its own lab ("bench", port 2296).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from wgfleet.fleet import apply_fleet, load
+from wgfleet.lab import manager
+from wgfleet.lab.topology import build_topology
+from wgfleet.runbook.engine import Engine, Options
+from wgfleet.runbook.record import read_journal
+from wgfleet.runbook.schema import load_runbook
+from wgfleet.verify import verify_fleet
+
+NAME, PORT, ROOT = "bench", 2296, Path("/var/lib/wgfleet-lab")
+RUNBOOKS = Path(__file__).resolve().parents[1] / "runbooks"
+
+
+def ping(netns: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["ip", "netns", "exec", netns, "ping", "-i", "0.05", "-W", "1", "2001:db8:a3::1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, int]:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    match = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert match, out
+    return int(match.group(1)), int(match.group(1)) - int(match.group(2))
+
+
+def healthy(inventory: Path) -> None:
+    loaded = load(inventory, save_allocations_file=False)
+    deadline = time.monotonic() + 120
+    while verify_fleet(loaded).verdict.severity != "ok":
+        if time.monotonic() > deadline:
+            raise SystemExit("the lab did not become healthy")
+        time.sleep(1)
+
+
+def run_book(name: str, inventory: Path, records: Path) -> Path:
+    engine = Engine(
+        load_runbook(RUNBOOKS / f"{name}.yaml"),
+        load(inventory, save_allocations_file=False),
+        Options(yes=True, records=records, out=io.StringIO()),
+    )
+    outcome = engine.run()
+    assert outcome.result == "success", outcome.message
+    assert outcome.record is not None
+    return outcome.record
+
+
+def main() -> None:
+    topo = build_topology(3, 2, name=NAME, port=PORT, state_root=ROOT)
+    manager.down(NAME, ROOT)
+    work = Path(tempfile.mkdtemp(prefix="wgfleet-bench-"))
+    try:
+        manager.up(topo)
+        base = work / "inventory"
+        shutil.copytree(topo.state_dir / "inventory", base)
+        apply_fleet(load(base, save_allocations_file=True), progress=None)
+        healthy(base)
+        changed = work / "changed"
+        shutil.copytree(base, changed)
+        defaults = yaml.safe_load((changed / "defaults.yaml").read_text())
+        defaults["data"]["fleet"]["bgp"] = {"hold_time": 9}
+        (changed / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+        site1 = topo.sites[0].netns
+
+        started = time.perf_counter()
+        apply_fleet(load(changed, save_allocations_file=False), progress=None)
+        plain = time.perf_counter() - started
+        healthy(changed)
+        apply_fleet(load(base, save_allocations_file=False), progress=None)
+        healthy(base)
+
+        pinger = ping(site1)
+        started = time.perf_counter()
+        record = run_book("rollout", changed, work / "changes")
+        total = time.perf_counter() - started
+        sent, lost = stop(pinger)
+        events = read_journal(record / "journal.jsonl")
+        gates = [e for e in events if e["event"] == "gate"]
+        waves = [e for e in events if e["event"] == "wave-start"]
+        waits = ", ".join(f"{gate['seconds']:.1f} s" for gate in gates)
+        print(
+            f"rollout.yaml (hold time 6 -> 9): {total:.1f} s in {len(waves)} waves; "
+            f"gate waits {waits}; plain `apply` of the same change {plain:.1f} s "
+            f"-> ratio {total / plain:.1f}x"
+        )
+        print(
+            f"  pings lost during the rollout: {lost} of {sent} ({lost * 0.05:.2f} s; budget 9 s)"
+        )
+        healthy(changed)
+
+        pinger = ping(site1)
+        started = time.perf_counter()
+        run_book("rotate-keys", changed, work / "changes")
+        total = time.perf_counter() - started
+        sent, lost = stop(pinger)
+        print(f"rotate-keys.yaml: {total:.1f} s; pings lost {lost} of {sent} "
+              f"({lost * 0.05:.2f} s of traffic; budget one hold time, 9 s)")  # fmt: skip
+    finally:
+        manager.down(NAME, ROOT)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
