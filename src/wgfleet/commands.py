@@ -115,7 +115,7 @@ def publish_public_key(paths: GatewayPaths) -> str:
     key, public = q(paths.private_key), q(paths.public_key)
     return (
         f"pub=$(wg pubkey < {key}) && {{ printf '%s\\n' \"$pub\" | cmp -s - {public} || "
-        f"printf '%s\\n' \"$pub\" > {public}; }} && echo \"$pub\""
+        f'printf \'%s\\n\' "$pub" > {public}; }} && echo "$pub"'
     )
 
 
