@@ -61,6 +61,8 @@ bench: deps venv  ## print benchmark figures (ratios against baselines measured 
 	$(BIN)/python bench/lab_updown.py
 	$(BIN)/python bench/plan_render.py
 	$(BIN)/python bench/apply.py
+	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/runbook.py
 
 clean:  ## remove the virtualenv and caches (the lab is left alone: `wgfleet lab down`)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
