@@ -10,7 +10,7 @@ APT_PACKAGES := python3 python3-venv iproute2 wireguard-tools wireguard-go bird2
 STAMP_APT := $(VENV)/.apt-done
 STAMP_VENV := $(VENV)/.install-done
 
-.PHONY: help deps venv lint typecheck unit test lab-test demo bench clean
+.PHONY: help deps venv lint typecheck unit test demo bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -405,7 +406,7 @@ def down(name: str, state_root: Path = DEFAULT_STATE_ROOT) -> list[str]:
     if state_dir.exists():
         shutil.rmtree(state_dir)
         removed.append(f"state directory {state_dir}")
-    with _suppress_oserror():
+    with contextlib.suppress(OSError):
         state_root.rmdir()  # only when no other lab is left
     return removed
 
@@ -440,14 +441,6 @@ def _mount_holders(state_dir: Path) -> list[int]:
         if needle.search(text) and Proc.of(int(entry.name)):
             holders.append(int(entry.name))
     return holders
-
-
-class _suppress_oserror:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return isinstance(exc[1], OSError)
 
 
 # --- reboot and status ----------------------------------------------------------------------

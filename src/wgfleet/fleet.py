@@ -153,11 +153,7 @@ def outcomes(
         if multi is None:
             continue
         seconds = timings.get(name, 0.0)
-        diff = "".join(
-            f"--- {r.name} ---\n{r.diff}" if r.diff and not r.diff.endswith("\n") else (
-                f"--- {r.name} ---\n{r.diff}" if r.diff else "")
-            for r in list(multi)[1:]
-        )  # fmt: skip
+        diff = "".join(f"--- {r.name} ---\n{r.diff}" for r in list(multi)[1:] if r.diff)
         if multi.failed:
             exc = next((r.exception for r in multi if r.exception is not None), None)
             unreachable = _is_unreachable(exc)

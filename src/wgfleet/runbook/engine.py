@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
-from wgfleet.findings import Finding, VerifyRun
+from wgfleet.findings import Finding
 from wgfleet.fleet import Loaded, apply_fleet, failure_message, nornir_for, select
 from wgfleet.runbook import (
     ApplyArgs,
@@ -31,6 +31,7 @@ from wgfleet.runbook import (
     Step,
     VerifyArgs,
 )
+from wgfleet.runbook.gates import gate_pending, satisfies
 from wgfleet.runbook.record import Journal, read_journal, record_directory, render_summary
 from wgfleet.runbook.schema import check_change, check_targets
 from wgfleet.runbook.waves import Wave, plan_waves
@@ -234,7 +235,7 @@ class Engine:
         deadline = time.monotonic() + args.wait
         while True:
             run = verify_fleet(self.loaded, workers=self.options.workers)
-            ok = _satisfies(run, args.require)
+            ok = satisfies(run, args.require)
             if ok or time.monotonic() >= deadline:
                 break
             time.sleep(GATE_POLL)
@@ -285,7 +286,8 @@ class Engine:
         started = time.monotonic()
         while True:
             run = verify_fleet(self.loaded, limit=affected, workers=self.options.workers)
-            pending = self._pending(run, args, set(affected))
+            done = self.done | ({g.name for g in self.loaded.plan.gateways} - self.targets)
+            pending = gate_pending(self.loaded.plan, run, args, set(affected), done)
             if not pending or time.monotonic() - started >= timeout:
                 break
             time.sleep(GATE_POLL)
@@ -297,41 +299,6 @@ class Engine:
         verdict = f"FAILED: {message}" if pending else "passed"
         self._say(f"  gate {step.name}: {verdict} ({seconds} s)")
         return not pending
-
-    def _pending(self, run: VerifyRun, args: GateArgs, affected: set[str]) -> list[str]:
-        """What a gate still waits for. Only paths whose two ends are done count: gateways
-        of this wave and earlier ones, and gateways the run does not target (a tunnel to a
-        gateway of a later wave cannot be up yet in a first rollout)."""
-        plan = self.loaded.plan
-        done = self.done | ({g.name for g in plan.gateways} - self.targets)
-        checks = {
-            "bgp.established": args.sessions,
-            "route.ecmp": args.ecmp,
-            "tunnel.handshake": args.handshakes,
-        }
-        pending = [f"{g} unreachable" for g in run.verdict.unreachable if g in affected]
-        for f in run.verdict.findings:
-            if not checks.get(f.check) or f.severity == "ok" or f.gateway not in affected:
-                continue
-            if f.gateway in done and self._ends(f.gateway, f.check, f.object) <= done:
-                pending.append(f"{f.gateway} {f.object}: {f.message}")
-        return pending
-
-    def _ends(self, gateway: str, check: str, obj: str) -> set[str]:
-        """The remote gateways a finding depends on (its session's, tunnel's or route's)."""
-        plan = self.loaded.plan.gateway(gateway)
-        by_interface = {t.interface: t.peer for t in plan.tunnels}
-        if check == "bgp.established":
-            return {s.peer for s in plan.sessions if s.name == obj}
-        if check == "tunnel.handshake":
-            return {by_interface[obj]} if obj in by_interface else set()
-        return {
-            by_interface[i]
-            for route in plan.expected.routes
-            if any(str(prefix) == obj for prefix in route.prefixes)
-            for i in route.interfaces
-            if i in by_interface
-        }
 
     def _rotate(self, step: Step, wave: Wave) -> bool:
         result = self._nornir(wave.gateways).run(task=rotate_key, plan=self.loaded.plan)
@@ -453,15 +420,6 @@ class _Scoped:
             return self.nr.run(on_failed=True, **kwargs)
         finally:
             self.nr.close_connections(on_good=True, on_failed=True)
-
-
-def _satisfies(run: VerifyRun, require: str) -> bool:
-    if require == "any":
-        return True
-    severity = run.verdict.severity
-    if require == "no-critical":
-        return severity != "critical" and not run.verdict.unreachable
-    return severity == "ok" and not run.verdict.unreachable
 
 
 def _finding(f: Finding) -> dict[str, Any]:
