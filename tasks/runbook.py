@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from nornir.core.task import Result, Task
@@ -76,13 +77,38 @@ def release_lock(task: Task, run_id: str | None = None) -> Result:
     return Result(host=task.host, changed=True, result=holder)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What rollback needs of a gateway before a wave: wgfleet's files (peer files and the
+    BIRD config: no secret in them), its private-namespace links, whether BIRD ran.
+    Journaled, so that a run interrupted half-way can still be rolled back."""
+
+    files: dict[str, str | None]
+    links: frozenset[str]
+    bird_running: bool
+
+    @classmethod
+    def of(cls, facts: GatewayFacts) -> Snapshot:
+        """Take it from gathered facts."""
+        return cls(dict(facts.files), frozenset(facts.private_links), facts.bird_running)
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialise for the journal."""
+        return {"files": self.files, "links": sorted(self.links), "bird_running": self.bird_running}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Snapshot:
+        """Read back from the journal."""
+        return cls(dict(raw["files"]), frozenset(raw["links"]), bool(raw["bird_running"]))
+
+
 def snapshot_gateway(task: Task, plan: FleetPlan) -> Result:
     """What a gateway looks like before a wave changes it (for rollback)."""
     facts: GatewayFacts = gather_facts(task, plan).result
-    return Result(host=task.host, result=facts)
+    return Result(host=task.host, result=Snapshot.of(facts))
 
 
-def rollback_gateway(task: Task, plan: FleetPlan, before: GatewayFacts) -> Result:
+def rollback_gateway(task: Task, plan: FleetPlan, before: Snapshot) -> Result:
     """Undo a wave on one gateway: BIRD reverted, peer files restored and synced, new
     tunnels removed. Returns what was undone, one line each."""
     paths = paths_of(plan)
@@ -94,9 +120,7 @@ def rollback_gateway(task: Task, plan: FleetPlan, before: GatewayFacts) -> Resul
         run(task, cmd.birdc(paths, "down"), what="stopping BIRD started by this wave")
         undone.append("BIRD: stopped (it was not running before)")
     created = sorted(
-        name
-        for name in after.private_links
-        if name in after.wireguard and name not in before.private_links
+        name for name in after.private_links if name in after.wireguard and name not in before.links
     )
     for name in created:
         run(

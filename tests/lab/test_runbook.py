@@ -156,10 +156,11 @@ def test_a_failing_gate_rolls_the_wave_back(lab: Lab, converged: Path, tmp_path:
 
         # Undoing the BIRD change restarts the sessions it had restarted: once they are back,
         # the fleet verifies exactly as before the run.
-        # (The cut tunnel's handshake keeps ageing meanwhile: that check is left out.)
+        # Left out: the cut tunnel's handshake keeps ageing meanwhile, and single lost pings
+        # on a loaded machine come and go; every structural verdict must be as before.
         def problems(run: Any) -> dict[Any, str]:
             return {f.key: f.severity for f in run.verdict.problems()
-                    if f.check != "tunnel.handshake"}  # fmt: skip
+                    if f.check != "tunnel.handshake" and not f.check.startswith("ping.")}  # fmt: skip
 
         expected = problems(before)
         wait_for_run(converged, lambda r: problems(r) == expected,
@@ -246,4 +247,54 @@ def test_rotate_keys_keeps_the_sites_connected(lab: Lab, converged: Path, tmp_pa
     journal = (outcome.record / "journal.jsonl").read_text()  # type: ignore[operator]
     keys = [lab.sh(n, f"cat {PATHS.private_key}")[1].strip() for n in names]
     assert not any(key in journal for key in keys), "no private key in the change record"
+    wait_healthy(converged)
+
+
+def test_an_interrupted_run_is_rolled_back_or_resumed(
+    lab: Lab, converged: Path, tmp_path: Path
+) -> None:
+    book = tmp_path / "stepwise.yaml"
+    book.write_text(
+        "name: stepwise\ndescription: apply, a pause, the gate\n"
+        "wave:\n  - apply: {}\n  - pause: 'wave {wave} applied: go on?'\n"
+        "  - gate: {sessions: established}\n"
+    )
+    inventory = changed_inventory(converged, tmp_path, hold_time=9)
+
+    def interrupt(question: str) -> str:
+        raise KeyboardInterrupt
+
+    def engine(ask: Any) -> Engine:
+        return Engine(
+            load_runbook(book),
+            load(inventory, save_allocations_file=False),
+            Options(records=tmp_path / "changes", out=io.StringIO(), ask=ask),
+        )
+
+    with pytest.raises(KeyboardInterrupt):
+        engine(interrupt).run()
+    (record,) = (tmp_path / "changes").iterdir()
+    # Wave 1 was applied, BIRD tried the candidate, the locks are still held.
+    assert "unconfirmed" in live_bird(lab, "V1-1")
+    assert "stepwise" in lab.sh("V1-2", "cat /run/wgfleet/lock")[1]
+    outcome = engine(interrupt).rollback(record)
+    assert outcome.result == "rolled-back"
+    for gw in ("V1-1", "V2-1", "V3-1"):
+        assert "unconfirmed" not in live_bird(lab, gw)
+        assert "hold time 6;" in lab.sh(gw, f"cat {PATHS.bird_config}")[1]
+    assert lab.sh("V1-2", "ls /run/wgfleet")[1].strip() == "", "locks released"
+    wait_healthy(converged)
+
+    # Interrupted again, then resumed: the run finishes under the same run id.
+    with pytest.raises(KeyboardInterrupt):
+        engine(interrupt).run()
+    record = max((tmp_path / "changes").iterdir())
+    outcome = engine(lambda question: "yes").resume(record)
+    assert outcome.result == "success", outcome.message
+    events = read_journal(record / "journal.jsonl")
+    assert len({e["run_id"] for e in events if e["event"] == "run-start"}) == 1
+    assert any(e.get("resumed_from") == 1 for e in events)
+    for gw in ("V1-1", "V2-2"):
+        assert "hold time 9;" in lab.sh(gw, f"cat {PATHS.bird_config}")[1]
+    assert run_book(converged, tmp_path).result == "success"
     wait_healthy(converged)

@@ -49,6 +49,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     run.set_defaults(handler=_run)
 
+    for action, text in (
+        ("resume", "go on with an interrupted run from the wave it stopped in"),
+        ("rollback", "roll back the wave an interrupted run stopped in, and end the run"),
+    ):
+        sub = commands.add_parser(
+            action,
+            help=text,
+            description=f"{text[0].upper()}{text[1:]}, from its change record; the same "
+            "locks and run id are used.",
+        )
+        sub.add_argument("record", type=Path, help="the change record directory of the run")
+        add_inventory(sub)
+        add_workers(sub)
+        sub.add_argument("--yes", action="store_true", help="answer yes to every pause")
+        sub.set_defaults(handler=_continue, action=action)
+
     validate = commands.add_parser(
         "validate",
         help="validate runbooks without touching anything",
@@ -94,6 +110,27 @@ def _run(args: argparse.Namespace) -> int:
     outcome = Engine(runbook, loaded, options).run()
     if outcome.record is not None:
         print(f"{runbook.name}: {outcome.result}. Change record: {outcome.record}")
+    if outcome.message:
+        print(outcome.message, file=sys.stderr)
+    return int(outcome.exit_status)
+
+
+def _continue(args: argparse.Namespace) -> int:
+    from wgfleet.fleet import load
+    from wgfleet.runbook.engine import Engine, Options
+    from wgfleet.runbook.record import read_journal
+    from wgfleet.runbook.schema import load_runbook
+
+    events = read_journal(args.record / "journal.jsonl")
+    start = next((e for e in events if e.get("event") == "run-start"), {})
+    runbook = load_runbook(Path(str(start.get("file", ""))))
+    loaded = load(args.inventory, save_allocations_file=False)
+    options = Options(yes=args.yes, records=args.record.parent, workers=args.workers)
+    engine = Engine(runbook, loaded, options)
+    outcome = (
+        engine.resume(args.record) if args.action == "resume" else engine.rollback(args.record)
+    )
+    print(f"{runbook.name}: {outcome.result}. Change record: {outcome.record}")
     if outcome.message:
         print(outcome.message, file=sys.stderr)
     return int(outcome.exit_status)

@@ -32,11 +32,18 @@ from wgfleet.runbook import (
     VerifyArgs,
 )
 from wgfleet.runbook.gates import gate_pending, satisfies
-from wgfleet.runbook.record import Journal, read_journal, record_directory, render_summary
+from wgfleet.runbook.record import (
+    Journal,
+    read_journal,
+    record_directory,
+    render_summary,
+    resume_point,
+)
 from wgfleet.runbook.schema import check_change, check_targets
 from wgfleet.runbook.waves import Wave, plan_waves
-from wgfleet.tasks.bird import confirm_bird
+from wgfleet.tasks.bird import confirm_bird, undo_bird
 from wgfleet.tasks.runbook import (
+    Snapshot,
     acquire_lock,
     decommission_gateway,
     release_lock,
@@ -123,6 +130,10 @@ class Engine:
         self.journal: Journal | None = None
         self.record: Path | None = None
         self.failed: set[str] = set()
+        self.targets: set[str] = set()
+        self.done: set[str] = set()
+        self.snapshots: dict[str, Snapshot] = {}
+        self.remaining = 0.0
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -135,11 +146,7 @@ class Engine:
             if self.runbook.wave
             else []
         )
-        self.targets = set(selected)
-        self.done: set[str] = set()
-        self._say(f"runbook {self.runbook.name}: {len(selected)} gateways in {len(waves)} waves")
-        for wave in waves:
-            self._say(f"  wave {wave.number}: {', '.join(wave.gateways)}")
+        self._show(selected, waves)
         if self.options.check:
             return self._check(waves)
         started = datetime.now(UTC)
@@ -150,30 +157,107 @@ class Engine:
                     strategy=self.runbook.strategy, targets=selected,
                     waves=[list(w.gateways) for w in waves])  # fmt: skip
         locked = self._lock(selected) if self.runbook.changes_gateways else []
+        return self._finish(locked, lambda: self._execute(waves))
+
+    def resume(self, record: Path) -> Outcome:
+        """Go on with a run that was interrupted, from the wave it stopped in (re-run whole:
+        every step is idempotent), under the same run id and locks."""
+        events, start = self._reopen(record)
+        waves = [Wave(n, tuple(g)) for n, g in enumerate(start["waves"], start=1)]
+        selected = list(start["targets"])
+        self._show(selected, waves)
+        point = resume_point(events)
+        if point.state == "finished":
+            raise RunbookError(f"{record} is finished: nothing to resume")
+        first = point.next_wave_index
+        snapshot = _journaled_snapshot(events, first + 1)
+        self._event("run-start", runbook=self.runbook.name, file=self.runbook.file,
+                    change=self.change, owner=self.owner, check=False, run_id=self.run_id,
+                    strategy=self.runbook.strategy, targets=selected,
+                    waves=[list(w.gateways) for w in waves],
+                    resumed_from=first + 1)  # fmt: skip
+        self.done = {g for w in waves[:first] for g in w.gateways}
+        locked = self._lock(selected) if self.runbook.changes_gateways else []
+        if point.state == "in-wave" and first < len(waves):
+            # Our own tried BIRD config of the interrupted wave: revert it, then redo the wave.
+            self._nornir(waves[first].gateways).run(task=undo_bird, plan=self.loaded.plan)
+        return self._finish(
+            locked,
+            lambda: self._execute(waves, first=first, before=first == 0, snapshot=snapshot),
+        )
+
+    def rollback(self, record: Path) -> Outcome:
+        """Roll back the wave an interrupted run stopped in, release its locks, and end it."""
+        events, start = self._reopen(record)
+        point = resume_point(events)
+        if point.state not in ("in-wave", "failed"):
+            raise RunbookError(f"{record}: no wave to roll back (state {point.state})")
+        number = point.next_wave_index + 1
+        wave = Wave(number, tuple(start["waves"][number - 1]))
+        self.snapshots = _journaled_snapshot(events, number)
+        if not self.snapshots:
+            raise RunbookError(f"{record}: wave {number} has no snapshot to roll back to")
+        self._rollback(wave)
+        self._event("wave-end", wave=number, status="rolled-back")
+        message = f"wave {number} rolled back after the interruption"
+        self._event("run-end", result="rolled-back", message=message)
+        self._unlock(list(start["targets"]))
+        self._summary()
+        return Outcome("rolled-back", self.record, message)
+
+    def _reopen(self, record: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        events = read_journal(record / "journal.jsonl")
+        start = next((e for e in events if e.get("event") == "run-start"), None)
+        if start is None:
+            raise RunbookError(f"{record}: no run-start in the journal")
+        self.run_id = str(start["run_id"])
+        self.change = start.get("change")
+        self.targets = set(start["targets"])
+        self.record = record
+        self.journal = Journal(record / "journal.jsonl")
+        return events, start
+
+    def _show(self, selected: list[str], waves: list[Wave]) -> None:
+        self.targets = set(selected)
+        self.done = set()
+        self._say(f"runbook {self.runbook.name}: {len(selected)} gateways in {len(waves)} waves")
+        for wave in waves:
+            self._say(f"  wave {wave.number}: {', '.join(wave.gateways)}")
+
+    def _finish(self, locked: list[str], execute: Callable[[], tuple[str, str]]) -> Outcome:
         result, message = "failed", ""
         try:
-            result, message = self._execute(waves)
+            result, message = execute()
         except KeyboardInterrupt:
-            result, message = "interrupted", "interrupted; locks are kept: resume or roll back"
-            self._event("run-end", result=result, message=message)
+            message = (
+                "interrupted; the locks stay: `wgfleet runbook resume` or "
+                f"`wgfleet runbook rollback {self.record}`"
+            )
+            self._event("run-end", result="interrupted", message=message)
             self._summary()
             raise
         except WgfleetError as exc:
             message = str(exc)
-        if result != "interrupted":
-            self._event("run-end", result=result, message=message)
-            self._unlock(locked)
-            self._summary()
+        self._event("run-end", result=result, message=message)
+        self._unlock(locked)
+        self._summary()
         return Outcome(result, self.record, message)
 
-    def _execute(self, waves: list[Wave]) -> tuple[str, str]:
-        for step in self.runbook.before:
+    def _execute(
+        self,
+        waves: list[Wave],
+        *,
+        first: int = 0,
+        before: bool = True,
+        snapshot: dict[str, Snapshot] | None = None,
+    ) -> tuple[str, str]:
+        for step in self.runbook.before if before else ():
             if not self._step(step, None, waves):
                 return "failed", f"stopped at {step.title} before any change"
-        for index, wave in enumerate(waves):
+        for index, wave in enumerate(waves[first:], start=first):
             self._event("wave-start", wave=wave.number, gateways=list(wave.gateways))
             self.done |= set(wave.gateways)
-            ok, message = self._wave(wave, waves)
+            ok, message = self._wave(wave, waves, snapshot if index == first else None)
             if not ok:
                 if self.runbook.on_failure == "rollback":
                     self._rollback(wave)
@@ -191,8 +275,13 @@ class Engine:
                 return "failed", f"post-check {step.title} failed"
         return "success", ""
 
-    def _wave(self, wave: Wave, waves: list[Wave]) -> tuple[bool, str]:
-        self.snapshots = self._snapshot(wave)
+    def _wave(
+        self, wave: Wave, waves: list[Wave], snapshot: dict[str, Snapshot] | None = None
+    ) -> tuple[bool, str]:
+        # A resumed wave keeps the snapshot taken before it first started.
+        self.snapshots = snapshot or self._snapshot(wave)
+        self._event("snapshot", wave=wave.number,
+                    gateways={n: s.to_json() for n, s in self.snapshots.items()})  # fmt: skip
         for position, step in enumerate(self.runbook.wave):
             self.remaining = sum(
                 self.runbook.timeout_for(s) or 0.0 for s in self.runbook.wave[position:]
@@ -323,7 +412,7 @@ class Engine:
 
     # --- rollback, locks, helpers -----------------------------------------------------------
 
-    def _snapshot(self, wave: Wave) -> dict[str, Any]:
+    def _snapshot(self, wave: Wave) -> dict[str, Snapshot]:
         names = sorted(set(wave.gateways) | self._peers(wave.gateways))
         result = self._nornir(names).run(task=snapshot_gateway, plan=self.loaded.plan)
         return {name: multi[0].result for name, multi in result.items() if not multi.failed}
@@ -420,6 +509,14 @@ class _Scoped:
             return self.nr.run(on_failed=True, **kwargs)
         finally:
             self.nr.close_connections(on_good=True, on_failed=True)
+
+
+def _journaled_snapshot(events: list[dict[str, Any]], wave: int) -> dict[str, Snapshot]:
+    """The snapshot taken before wave ``wave`` first started, from the journal."""
+    for event in events:
+        if event.get("event") == "snapshot" and event.get("wave") == wave:
+            return {n: Snapshot.from_json(raw) for n, raw in event["gateways"].items()}
+    return {}
 
 
 def _finding(f: Finding) -> dict[str, Any]:
