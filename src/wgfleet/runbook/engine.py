@@ -96,6 +96,19 @@ class Outcome:
         return ExitStatus.OK if self.result in ("success", "checked") else ExitStatus.FAILED
 
 
+def unsupported(runbook: Runbook) -> list[Problem]:
+    """What the format accepts but this engine cannot do yet: refused, never ignored."""
+    problems = []
+    if runbook.max_failures > 0:
+        problems.append(Problem(runbook.file, "", "max_failures",
+                                "only 0 is supported yet: any failure ends the run"))  # fmt: skip
+    for step in runbook.steps:
+        if isinstance(step.args, RotateKeysArgs) and step.args.preshared:
+            problems.append(Problem(runbook.file, step.title, f"{step.where}.rotate-keys.preshared",
+                                    "preshared-key rotation is not supported yet"))  # fmt: skip
+    return problems
+
+
 def targets(runbook: Runbook, loaded: Loaded, limit: Sequence[str] | None) -> list[str]:
     """The gateways a run targets: the runbook's targets, narrowed by ``--limit``."""
     if runbook.limit_required and not limit:
@@ -122,6 +135,9 @@ class Engine:
         self.options = options
         self.run_id = uuid.uuid4().hex[:12]
         self.owner = f"{getpass.getuser()}@{socket.gethostname()} (pid {os.getpid()})"
+        problems = unsupported(runbook)
+        if problems:
+            raise BadInputError(problems)
         self.change = options.change or runbook.change
         if options.change is not None:
             problem = check_change(options.change)
