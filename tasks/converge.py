@@ -30,10 +30,12 @@ from wgfleet.tasks.bird import converge_bird
 # --- tasks ----------------------------------------------------------------------------------
 
 
-def gather_facts(task: Task, plan: FleetPlan) -> Result:
-    """Read everything apply needs from the gateway in one round trip (read-only)."""
+def gather_facts(task: Task, plan: FleetPlan, sweep: bool = False) -> Result:
+    """Read everything apply needs from the gateway in one round trip (read-only; with
+    ``sweep``, temporary files left by a cut-off transfer are deleted first)."""
     gateway = plan.gateway(task.host.name)
-    script = cmd.gather_script(paths_of(plan), [t.interface for t in gateway.tunnels])
+    interfaces = [t.interface for t in gateway.tunnels]
+    script = cmd.gather_script(paths_of(plan), interfaces, sweep=sweep)
     facts = parse_gather(run(task, script, what="reading the gateway's state"))
     return Result(host=task.host, result=facts)
 
@@ -129,7 +131,9 @@ def apply_gateway(
     name = task.host.name
     dry = task.is_dry_run(dry_run)
     gateway = plan.gateway(name)
-    facts: GatewayFacts = task.run(task=gather_facts, plan=plan, severity_level=10)[0].result
+    facts: GatewayFacts = task.run(task=gather_facts, plan=plan, sweep=not dry, severity_level=10)[
+        0
+    ].result
     keys = dict(public_keys)
     if facts.public_key:
         keys[name] = facts.public_key
@@ -171,4 +175,13 @@ def apply_gateway(
                 "(key or peer); run `wgfleet apply --check` to see the difference",
             )
     summary = f"{len(gateway.tunnels)} tunnels, {len(gateway.sessions)} BGP sessions"
+    if facts.swept:
+        # Leftovers of a transfer cut off earlier: gone now, and said so.
+        summary += f"; removed {len(facts.swept)} temporary file(s) of an interrupted transfer"
+        return Result(
+            host=task.host,
+            changed=True,
+            result=summary,
+            diff="".join(f"# removed {path}\n" for path in facts.swept),
+        )
     return Result(host=task.host, changed=changed, result=summary)

@@ -40,16 +40,30 @@ def in_netns(namespace: str, command: str) -> str:
     return f"ip netns exec {q(namespace)} sh -c {q(command)}"
 
 
-def gather_script(paths: GatewayPaths, interfaces: list[str]) -> str:
+def sweep_temporaries(paths: GatewayPaths) -> str:
+    """Delete what a cut-off transfer left: wgfleet's hidden temporary files in its two
+    directories (``.NAME.wgfleet-tmp-…``, ``.NAME.wgfleet-prev-…``), printing their names."""
+    dirs = " ".join(q(d) for d in (paths.wireguard_dir, _dirname(paths.bird_config)))
+    return (
+        f"find {dirs} -maxdepth 1 -type f "
+        r"\( -name '.*.wgfleet-tmp-*' -o -name '.*.wgfleet-prev-*' \) -print -delete "
+        "2>/dev/null || true"
+    )
+
+
+def gather_script(paths: GatewayPaths, interfaces: list[str], *, sweep: bool = False) -> str:
     """One shell script that prints everything apply and verify need, in marked sections.
 
-    Read-only. Sections: identity, kernel WireGuard support, namespaces, links of both
-    namespaces, WireGuard state of both (private key scrubbed), sysctls, files wgfleet
-    manages, BIRD status and the interface that carries the SSH session.
+    Read-only, unless ``sweep`` (a real apply): then it first deletes the temporary files
+    a cut-off transfer left (section ``swept`` lists them). Sections: identity, kernel
+    WireGuard support, namespaces, links of both namespaces, WireGuard state of both
+    (private key scrubbed), sysctls, files wgfleet manages, BIRD status and the interface
+    that carries the SSH session.
     """
     ns = q(paths.namespace)
     managed = [paths.peer_file(i) for i in interfaces] + [paths.bird_config]
     lines = [
+        *([f"echo '{MARK}swept'; {sweep_temporaries(paths)}"] if sweep else []),
         f"echo '{MARK}hostname'; hostname",
         f"echo '{MARK}pubkey'; if [ -s {q(paths.private_key)} ]; then "
         f"wg pubkey < {q(paths.private_key)}; fi",

@@ -31,6 +31,7 @@ class GatewayFacts:
     bird_running: bool
     bird_status: str
     mgmt_interface: str | None = None
+    swept: tuple[str, ...] = ()
     raw_sections: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def has_namespace(self, name: str) -> bool:
@@ -112,6 +113,7 @@ def parse_gather(text: str) -> GatewayFacts:
         bird_running="Daemon is up and running" in bird_status,
         bird_status=bird_status.strip(),
         mgmt_interface=_mgmt_interface(s.get("mgmt", "")),
+        swept=tuple(line for line in s.get("swept", "").splitlines() if line.strip()),
         raw_sections=s,
     )
 

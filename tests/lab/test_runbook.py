@@ -311,3 +311,33 @@ def test_an_interrupted_run_is_rolled_back_or_resumed(
         assert "hold time 9;" in lab.sh(gw, f"cat {PATHS.bird_config}")[1]
     assert run_book(converged, tmp_path).result == "success"
     wait_healthy(converged)
+
+
+def test_a_push_cut_off_mid_transfer_leaves_no_partial_file(
+    lab: Lab, converged: Path, tmp_path: Path
+) -> None:
+    from wgfleet.connection import gateway_connection
+    from wgfleet.inventory import load_nornir
+
+    target = PATHS.peer_file("wg3")
+    before = lab.sh("V1-1", f"sha256sum {target}")[1]
+    nr = load_nornir(converged)
+    host = nr.inventory.hosts["V1-1"]
+    conn = gateway_connection(host, nr.config)
+    writer = conn.atomic_writer(target, mode=0o600)
+    writer.__enter__()
+    writer.write(b"[Interface]\nListenPort = 5803\n" + b"#" * 200_000)
+    transport = conn.transport
+    assert transport is not None
+    transport.close()  # the control machine loses the gateway mid-transfer
+    with pytest.raises(Exception):  # noqa: B017 - whatever the broken transfer raises
+        writer.__exit__(None, None, None)
+    assert lab.sh("V1-1", f"sha256sum {target}")[1] == before, "the target is intact"
+    leftovers = lab.sh("V1-1", f"ls -A {PATHS.wireguard_dir} | grep wgfleet-tmp || true")[1]
+    print(f"left by the cut transfer: {leftovers.split()}")
+    # The next run sweeps what the cut transfer left: no partial file anywhere.
+    outcome = run_book(converged, tmp_path)
+    assert outcome.result == "success", outcome.message
+    left = lab.sh("V1-1", f"ls -A {PATHS.wireguard_dir} /etc/bird | grep -e -tmp- -e -prev- || :")
+    assert left[1].strip() == ""
+    assert lab.sh("V1-1", f"sha256sum {target}")[1] == before
