@@ -88,14 +88,24 @@ def converge_tunnels(
     rendered: RenderedGateway,
     public_keys: dict[str, str],
     dry_run: bool | None = None,
+    skip: frozenset[str] = frozenset(),
 ) -> Result:
-    """Converge every WireGuard interface; changed peers are updated in place."""
+    """Converge every WireGuard interface; changed peers are updated in place.
+
+    ``skip`` names interfaces to leave as they are (their peer's key is unknown).
+    """
     gateway = plan.gateway(task.host.name)
     paths = paths_of(plan)
     impl = wireguard_impl(facts, gateway.gateway.wireguard)
-    files = peer_file_changes(rendered, facts)
+    files = peer_file_changes(rendered, facts, skip)
     steps = tunnel_steps(
-        gateway, facts, paths, public_keys, impl, rewritten={_iface(f.path) for f in files}
+        gateway,
+        facts,
+        paths,
+        public_keys,
+        impl,
+        rewritten={_iface(f.path) for f in files},
+        skip=skip,
     )
     dry = task.is_dry_run(dry_run)
     if not dry:
@@ -140,19 +150,16 @@ def apply_gateway(
     rendered = render_gateway(
         plan, name, keys, templates_dir=templates_dir, allow_placeholders=True
     )
-    if rendered.missing_keys and not dry:
-        return Result(
-            host=task.host,
-            failed=True,
-            result=(
-                f"{name}: public key of {', '.join(rendered.missing_keys)} unknown (unreachable "
-                "or never rolled out); nothing changed here. Reach those gateways and apply again."
-            ),
-        )
+    # Tunnels towards peers whose key is unknown (unreachable, never rolled out) are left
+    # exactly as they are; everything else converges.
+    # (A dry run shows them with a placeholder key instead: what a rollout would do.)
+    skip = frozenset(
+        t.interface for t in gateway.tunnels if t.peer in rendered.missing_keys and not dry
+    )
     changed = False
     for part, subtask, extra in (
         ("namespace", converge_namespace, {}),
-        ("tunnels", converge_tunnels, {"rendered": rendered, "public_keys": keys}),
+        ("tunnels", converge_tunnels, {"rendered": rendered, "public_keys": keys, "skip": skip}),
         ("bird", converge_bird, {"rendered": rendered, "confirm_timeout": bird_confirm_timeout}),
     ):
         if part not in parts:
@@ -164,7 +171,8 @@ def apply_gateway(
         wrong = [
             t.interface
             for t in gateway.tunnels
-            if not wg_matches(t, after, keys[t.peer]) or t.interface not in after.private_links
+            if t.interface not in skip
+            and (not wg_matches(t, after, keys[t.peer]) or t.interface not in after.private_links)
         ]
         if wrong:
             return Result(
@@ -175,6 +183,9 @@ def apply_gateway(
                 "(key or peer); run `wgfleet apply --check` to see the difference",
             )
     summary = f"{len(gateway.tunnels)} tunnels, {len(gateway.sessions)} BGP sessions"
+    if skip and not dry:
+        peers = ", ".join(sorted(rendered.missing_keys))
+        summary += f"; left {', '.join(sorted(skip))} as they are: key of {peers} unknown"
     if facts.swept:
         # Leftovers of a transfer cut off earlier: gone now, and said so.
         summary += f"; removed {len(facts.swept)} temporary file(s) of an interrupted transfer"

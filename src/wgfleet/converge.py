@@ -151,12 +151,15 @@ def _address_steps(
 # --- tunnels --------------------------------------------------------------------------------
 
 
-def peer_file_changes(rendered: RenderedGateway, facts: GatewayFacts) -> list[FileChange]:
-    """The peer files whose content differs from what the gateway has."""
+def peer_file_changes(
+    rendered: RenderedGateway, facts: GatewayFacts, skip: frozenset[str] = frozenset()
+) -> list[FileChange]:
+    """The peer files whose content differs from what the gateway has (``skip``: interfaces
+    left as they are)."""
     return [
         FileChange(f.remote_path, f.content, f.mode, facts.files.get(f.remote_path))
-        for f in rendered.wireguard.values()
-        if facts.files.get(f.remote_path) != f.content
+        for name, f in rendered.wireguard.items()
+        if facts.files.get(f.remote_path) != f.content and name not in skip
     ]
 
 
@@ -198,17 +201,22 @@ def tunnel_steps(
     impl: Impl,
     *,
     rewritten: set[str] = frozenset(),  # type: ignore[assignment]
+    skip: frozenset[str] = frozenset(),
 ) -> list[Step]:
     """Create, update in place, or remove WireGuard interfaces to match the plan.
 
     ``rewritten`` names interfaces whose peer file is being rewritten in this run: their
-    live config is synced from the new file even when it already looked right.
+    live config is synced from the new file even when it already looked right. ``skip``
+    names planned interfaces to leave exactly as they are (their peer's key is unknown:
+    the peer could not be reached); they are still planned, so never removed.
     """
     ns = paths.namespace
     steps: list[Step] = []
     wanted = {t.interface for t in plan.tunnels}
     for tunnel in plan.tunnels:
         name = tunnel.interface
+        if name in skip:
+            continue
         addresses: set[object] = {tunnel.local6, tunnel.local4}
         if name in facts.private_links:
             if name in rewritten or not wg_matches(tunnel, facts, public_keys[tunnel.peer]):

@@ -341,3 +341,42 @@ def test_a_push_cut_off_mid_transfer_leaves_no_partial_file(
     left = lab.sh("V1-1", f"ls -A {PATHS.wireguard_dir} /etc/bird | grep -e -tmp- -e -prev- || :")
     assert left[1].strip() == ""
     assert lab.sh("V1-1", f"sha256sum {target}")[1] == before
+
+
+def test_a_tolerated_failure_spares_its_partner_and_the_run_goes_on(
+    lab: Lab, converged: Path, tmp_path: Path
+) -> None:
+    book = tmp_path / "tolerant.yaml"
+    book.write_text(
+        "name: tolerant\ndescription: one failure tolerated\nmax_failures: 1\n"
+        "before:\n  - pause: go?\nwave:\n  - apply: {}\n  - gate: {sessions: established}\n"
+    )
+    inventory = changed_inventory(converged, tmp_path, hold_time=9)
+    lab.drop_clients()
+
+    def cut_ssh(question: str) -> str:
+        manager.set_ssh(lab.topo.name, "V2-1", False, lab.topo.state_dir.parent)
+        return "yes"
+
+    try:
+        out = io.StringIO()
+        outcome = Engine(
+            load_runbook(book),
+            load(inventory, save_allocations_file=False),
+            Options(records=tmp_path / "changes", out=out, ask=cut_ssh),
+        ).run()
+        print(out.getvalue())
+    finally:
+        manager.set_ssh(lab.topo.name, "V2-1", True, lab.topo.state_dir.parent)
+    assert outcome.result == "failed"
+    assert "tolerated failure(s): V2-1" in outcome.message and "V2-2" in outcome.message
+    for gw in ("V1-1", "V1-2", "V3-1", "V3-2"):
+        assert "hold time 9;" in lab.sh(gw, f"cat {PATHS.bird_config}")[1], gw
+        assert "unconfirmed" not in live_bird(lab, gw)
+    for gw in ("V2-1", "V2-2"):
+        assert "hold time 6;" in lab.sh(gw, f"cat {PATHS.bird_config}")[1], gw
+    from wgfleet.cli import main
+
+    assert main(["runbook", "unlock", "V2-1", "--inventory", str(converged)]) == 0
+    assert run_book(converged, tmp_path).result == "success"
+    wait_healthy(converged)

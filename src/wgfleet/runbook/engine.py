@@ -99,9 +99,6 @@ class Outcome:
 def unsupported(runbook: Runbook) -> list[Problem]:
     """What the format accepts but this engine cannot do yet: refused, never ignored."""
     problems = []
-    if runbook.max_failures > 0:
-        problems.append(Problem(runbook.file, "", "max_failures",
-                                "only 0 is supported yet: any failure ends the run"))  # fmt: skip
     for step in runbook.steps:
         if isinstance(step.args, RotateKeysArgs) and step.args.preshared:
             problems.append(Problem(runbook.file, step.title, f"{step.where}.rotate-keys.preshared",
@@ -270,7 +267,17 @@ class Engine:
         for step in self.runbook.before if before else ():
             if not self._step(step, None, waves):
                 return "failed", f"stopped at {step.title} before any change"
-        for index, wave in enumerate(waves[first:], start=first):
+        spared: list[str] = []
+        for index, planned in enumerate(waves[first:], start=first):
+            # A failed gateway's site partner is never touched in a later wave.
+            failed_sites = {self.loaded.plan.gateway(g).site.number for g in self.failed}
+            keep = [g for g in planned.gateways
+                    if self.loaded.plan.gateway(g).site.number not in failed_sites]  # fmt: skip
+            spared += [g for g in planned.gateways if g not in keep]
+            wave = Wave(planned.number, tuple(keep))
+            if not keep:
+                self._event("wave-end", wave=wave.number, status="skipped")
+                continue
             self._event("wave-start", wave=wave.number, gateways=list(wave.gateways))
             self.done |= set(wave.gateways)
             ok, message = self._wave(wave, waves, snapshot if index == first else None)
@@ -289,6 +296,12 @@ class Engine:
         for step in self.runbook.after:
             if not self._step(step, None, waves):
                 return "failed", f"post-check {step.title} failed"
+        if self.failed:
+            return "failed", (
+                f"finished with {len(self.failed)} tolerated failure(s): "
+                f"{', '.join(sorted(self.failed))}; their site partners were not touched: "
+                f"{', '.join(spared) or 'none'}"
+            )
         return "success", ""
 
     def _wave(
@@ -298,13 +311,18 @@ class Engine:
         self.snapshots = snapshot or self._snapshot(wave)
         self._event("snapshot", wave=wave.number,
                     gateways={n: s.to_json() for n, s in self.snapshots.items()})  # fmt: skip
+        active = wave
         for position, step in enumerate(self.runbook.wave):
             self.remaining = sum(
                 self.runbook.timeout_for(s) or 0.0 for s in self.runbook.wave[position:]
             )
-            if not self._step(step, wave, waves):
+            # Gateways that failed within max_failures sit out the rest of the wave.
+            active = Wave(wave.number, tuple(g for g in wave.gateways if g not in self.failed))
+            if not active.gateways:
+                return False, "every gateway of the wave failed"
+            if not self._step(step, active, waves):
                 return False, f"{step.title} failed"
-        confirmed = self._nornir(wave.gateways).run(task=confirm_bird, plan=self.loaded.plan)
+        confirmed = self._nornir(active.gateways).run(task=confirm_bird, plan=self.loaded.plan)
         bad = [name for name, multi in confirmed.items() if multi.failed]
         if bad:
             return False, f"confirming BIRD failed on {', '.join(bad)}"
@@ -381,17 +399,33 @@ class Engine:
                         message=outcome.message, diff=outcome.diff)  # fmt: skip
             first = outcome.message.splitlines()[0] if outcome.message else ""
             self._say(f"  {outcome.host}: {outcome.status} {first}")
-            if outcome.status in ("failed", "unreachable"):
-                self.failed.add(outcome.host)
-        return report.exit_status == 0
+        failed = [o.host for o in report.outcomes if o.status in ("failed", "unreachable")]
+        return self._tolerate(failed, wave)
+
+    def _tolerate(self, failed: list[str], wave: Wave) -> bool:
+        """Count new failures; within ``max_failures`` roll back (or leave) just those
+        gateways and go on, beyond it fail the wave."""
+        if not failed:
+            return True
+        self.failed |= set(failed)
+        if len(self.failed) > self.runbook.max_failures:
+            return False
+        if self.runbook.on_failure == "rollback":
+            self._rollback_gateways(wave, [g for g in failed if g in self.snapshots])
+        self._event("tolerated", wave=wave.number, gateways=sorted(failed),
+                    failures=len(self.failed), max_failures=self.runbook.max_failures)  # fmt: skip
+        count = f"{len(self.failed)} of at most {self.runbook.max_failures} failures"
+        self._say(f"  tolerated: {', '.join(sorted(failed))} ({count})")
+        return True
 
     def _gate(self, step: Step, args: GateArgs, wave: Wave) -> bool:
-        affected = sorted(set(wave.gateways) | self._peers(wave.gateways))
+        affected = sorted((set(wave.gateways) | self._peers(wave.gateways)) - self.failed)
         timeout = self.runbook.timeout_for(step) or 0.0
         started = time.monotonic()
         while True:
             run = verify_fleet(self.loaded, limit=affected, workers=self.options.workers)
-            done = self.done | ({g.name for g in self.loaded.plan.gateways} - self.targets)
+            everyone = {g.name for g in self.loaded.plan.gateways}
+            done = (self.done | (everyone - self.targets)) - self.failed
             pending = gate_pending(self.loaded.plan, run, args, set(affected), done)
             if not pending or time.monotonic() - started >= timeout:
                 break
@@ -411,9 +445,10 @@ class Engine:
             self._event("host", wave=wave.number, step=step.title, gateway=name,
                         status="failed" if multi.failed else "changed",
                         message=failure_message(multi) if multi.failed else "new key")  # fmt: skip
-        if result.failed:
-            self.failed |= {n for n, m in result.items() if m.failed}
+        failed = sorted(n for n, m in result.items() if m.failed)
+        if not self._tolerate(failed, wave):
             return False
+        wave = Wave(wave.number, tuple(g for g in wave.gateways if g not in self.failed))
         self.rotated = list(wave.gateways)
         together = sorted(set(wave.gateways) | self._peers(wave.gateways))
         return self._apply(step, Wave(wave.number, tuple(together)), ("namespace", "tunnels"))
@@ -424,7 +459,7 @@ class Engine:
             done = failure_message(multi) if multi.failed else "; ".join(multi[0].result)
             self._event("host", wave=wave.number, step=step.title, gateway=name,
                         status="failed" if multi.failed else "changed", message=done)  # fmt: skip
-        return not result.failed
+        return self._tolerate(sorted(n for n, m in result.items() if m.failed), wave)
 
     # --- rollback, locks, helpers -----------------------------------------------------------
 
@@ -437,8 +472,10 @@ class Engine:
         rotated = getattr(self, "rotated", [])
         if rotated:
             self._nornir(rotated).run(task=restore_key, plan=self.loaded.plan)
-        touched = [n for n in self.snapshots if n not in self.failed or n in wave.gateways]
-        for name in touched:
+        self._rollback_gateways(wave, list(self.snapshots))
+
+    def _rollback_gateways(self, wave: Wave, names: list[str]) -> None:
+        for name in names:
             before = self.snapshots[name]
             result = self._nornir([name]).run(task=rollback_gateway, plan=self.loaded.plan,
                                               before=before)  # fmt: skip
