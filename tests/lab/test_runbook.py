@@ -39,16 +39,26 @@ def changed_inventory(converged: Path, tmp_path: Path, hold_time: int) -> Path:
     return inventory
 
 
-def run_book(inventory: Path, tmp_path: Path, name: str = "rollout", **options: Any) -> Outcome:
-    out = io.StringIO()
-    engine = Engine(
-        load_runbook(RUNBOOKS / f"{name}.yaml"),
+def engine_for(book: str | Path, inventory: Path, tmp_path: Path, **options: Any) -> Engine:
+    """An engine for a shipped runbook (by name) or a runbook file; pauses answered yes
+    unless ``yes=False`` (a test's own ``ask`` then answers them)."""
+    path = book if isinstance(book, Path) else RUNBOOKS / f"{book}.yaml"
+    settings: dict[str, Any] = {"yes": True, "out": io.StringIO(), **options}
+    return Engine(
+        load_runbook(path),
         load(inventory, save_allocations_file=False),
-        Options(yes=True, records=tmp_path / "changes", out=out, **options),
+        Options(records=tmp_path / "changes", **settings),
     )
-    outcome = engine.run()
-    print(out.getvalue())
-    return outcome
+
+
+def run_book(
+    inventory: Path, tmp_path: Path, name: str | Path = "rollout", **options: Any
+) -> Outcome:
+    engine = engine_for(name, inventory, tmp_path, **options)
+    try:
+        return engine.run()
+    finally:
+        print(engine.options.out.getvalue())  # type: ignore[attr-defined]
 
 
 def live_bird(lab: Lab, gw: str) -> str:
@@ -148,13 +158,7 @@ def test_a_failing_gate_rolls_the_wave_back(lab: Lab, converged: Path, tmp_path:
         # rollout.yaml with a shorter gate: the gate cannot pass, no need to wait 120 s.
         book = tmp_path / "rollout-short-gate.yaml"
         book.write_text((RUNBOOKS / "rollout.yaml").read_text().replace("gate: 120", "gate: 20"))
-        out = io.StringIO()
-        outcome = Engine(
-            load_runbook(book),
-            load(inventory, save_allocations_file=False),
-            Options(yes=True, records=tmp_path / "changes", out=out),
-        ).run()
-        print(out.getvalue())
+        outcome = run_book(inventory, tmp_path, book)
         assert outcome.result == "rolled-back", outcome.message
         for gw in ("V1-1", "V2-1", "V3-1", "V1-2"):
             assert "hold time 6;" in lab.sh(gw, f"cat {PATHS.bird_config}")[1]
@@ -201,13 +205,7 @@ def test_a_gateway_unreachable_mid_wave_spares_its_partner(
         return "yes"
 
     try:
-        out = io.StringIO()
-        outcome = Engine(
-            load_runbook(book),
-            load(inventory, save_allocations_file=False),
-            Options(records=tmp_path / "changes", out=out, limit=["site2"], ask=cut_ssh),
-        ).run()
-        print(out.getvalue())
+        outcome = run_book(inventory, tmp_path, book, yes=False, limit=["site2"], ask=cut_ssh)
     finally:
         manager.set_ssh(lab.topo.name, "V2-1", True, lab.topo.state_dir.parent)
     assert outcome.result == "rolled-back", outcome.message
@@ -278,11 +276,7 @@ def test_an_interrupted_run_is_rolled_back_or_resumed(
         raise KeyboardInterrupt
 
     def engine(ask: Any) -> Engine:
-        return Engine(
-            load_runbook(book),
-            load(inventory, save_allocations_file=False),
-            Options(records=tmp_path / "changes", out=io.StringIO(), ask=ask),
-        )
+        return engine_for(book, inventory, tmp_path, yes=False, ask=ask)
 
     with pytest.raises(KeyboardInterrupt):
         engine(interrupt).run()
@@ -359,13 +353,7 @@ def test_a_tolerated_failure_spares_its_partner_and_the_run_goes_on(
         return "yes"
 
     try:
-        out = io.StringIO()
-        outcome = Engine(
-            load_runbook(book),
-            load(inventory, save_allocations_file=False),
-            Options(records=tmp_path / "changes", out=out, ask=cut_ssh),
-        ).run()
-        print(out.getvalue())
+        outcome = run_book(inventory, tmp_path, book, yes=False, ask=cut_ssh)
     finally:
         manager.set_ssh(lab.topo.name, "V2-1", True, lab.topo.state_dir.parent)
     assert outcome.result == "failed"

@@ -19,9 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from nornir.core.task import Result, Task
+
 from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
 from wgfleet.findings import Finding
 from wgfleet.fleet import Loaded, apply_fleet, failure_message, nornir_for, select
+from wgfleet.plan import FleetPlan
 from wgfleet.runbook import (
     ApplyArgs,
     GateArgs,
@@ -147,6 +150,7 @@ class Engine:
         self.done: set[str] = set()
         self.snapshots: dict[str, Snapshot] = {}
         self.remaining = 0.0
+        self.rotated: list[str] = []
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -165,10 +169,7 @@ class Engine:
         started = datetime.now(UTC)
         self.record = record_directory(self.options.records, self.runbook.name, started)
         self.journal = Journal(self.record / "journal.jsonl")
-        self._event("run-start", runbook=self.runbook.name, file=self.runbook.file,
-                    change=self.change, owner=self.owner, check=False, run_id=self.run_id,
-                    strategy=self.runbook.strategy, targets=selected,
-                    waves=[list(w.gateways) for w in waves])  # fmt: skip
+        self._start(selected, waves)
         locked = self._lock(selected) if self.runbook.changes_gateways else []
         return self._finish(locked, lambda: self._execute(waves))
 
@@ -184,11 +185,7 @@ class Engine:
             raise RunbookError(f"{record} is finished: nothing to resume")
         first = point.next_wave_index
         snapshot = _journaled_snapshot(events, first + 1)
-        self._event("run-start", runbook=self.runbook.name, file=self.runbook.file,
-                    change=self.change, owner=self.owner, check=False, run_id=self.run_id,
-                    strategy=self.runbook.strategy, targets=selected,
-                    waves=[list(w.gateways) for w in waves],
-                    resumed_from=first + 1)  # fmt: skip
+        self._start(selected, waves, resumed_from=first + 1)
         self.done = {g for w in waves[:first] for g in w.gateways}
         locked = self._lock(selected) if self.runbook.changes_gateways else []
         if point.state == "in-wave" and first < len(waves):
@@ -229,6 +226,12 @@ class Engine:
         self.record = record
         self.journal = Journal(record / "journal.jsonl")
         return events, start
+
+    def _start(self, selected: list[str], waves: list[Wave], **extra: Any) -> None:
+        self._event("run-start", runbook=self.runbook.name, file=self.runbook.file,
+                    change=self.change, owner=self.owner, check=False, run_id=self.run_id,
+                    strategy=self.runbook.strategy, targets=selected,
+                    waves=[list(w.gateways) for w in waves], **extra)  # fmt: skip
 
     def _show(self, selected: list[str], waves: list[Wave]) -> None:
         self.targets = set(selected)
@@ -441,12 +444,7 @@ class Engine:
 
     def _rotate(self, step: Step, wave: Wave) -> bool:
         result = self._nornir(wave.gateways).run(task=rotate_key, plan=self.loaded.plan)
-        for name, multi in result.items():
-            self._event("host", wave=wave.number, step=step.title, gateway=name,
-                        status="failed" if multi.failed else "changed",
-                        message=failure_message(multi) if multi.failed else "new key")  # fmt: skip
-        failed = sorted(n for n, m in result.items() if m.failed)
-        if not self._tolerate(failed, wave):
+        if not self._tolerate(self._record_hosts(step, wave, result, lambda _: "new key"), wave):
             return False
         wave = Wave(wave.number, tuple(g for g in wave.gateways if g not in self.failed))
         self.rotated = list(wave.gateways)
@@ -455,11 +453,19 @@ class Engine:
 
     def _decommission(self, step: Step, wave: Wave) -> bool:
         result = self._nornir(wave.gateways).run(task=decommission_gateway, plan=self.loaded.plan)
+        failed = self._record_hosts(step, wave, result, lambda multi: "; ".join(multi[0].result))
+        return self._tolerate(failed, wave)
+
+    def _record_hosts(
+        self, step: Step, wave: Wave, result: Any, done: Callable[[Any], str]
+    ) -> list[str]:
+        """Journal each gateway's result of a task run; return the gateways that failed."""
         for name, multi in result.items():
-            done = failure_message(multi) if multi.failed else "; ".join(multi[0].result)
+            message = failure_message(multi) if multi.failed else done(multi)
+            status = "failed" if multi.failed else "changed"
             self._event("host", wave=wave.number, step=step.title, gateway=name,
-                        status="failed" if multi.failed else "changed", message=done)  # fmt: skip
-        return self._tolerate(sorted(n for n, m in result.items() if m.failed), wave)
+                        status=status, message=message)  # fmt: skip
+        return sorted(name for name, multi in result.items() if multi.failed)
 
     # --- rollback, locks, helpers -----------------------------------------------------------
 
@@ -469,16 +475,17 @@ class Engine:
         return {name: multi[0].result for name, multi in result.items() if not multi.failed}
 
     def _rollback(self, wave: Wave) -> None:
-        rotated = getattr(self, "rotated", [])
-        if rotated:
-            self._nornir(rotated).run(task=restore_key, plan=self.loaded.plan)
+        if self.rotated:
+            self._nornir(self.rotated).run(task=restore_key, plan=self.loaded.plan)
         self._rollback_gateways(wave, list(self.snapshots))
 
     def _rollback_gateways(self, wave: Wave, names: list[str]) -> None:
-        for name in names:
-            before = self.snapshots[name]
-            result = self._nornir([name]).run(task=rollback_gateway, plan=self.loaded.plan,
-                                              before=before)  # fmt: skip
+        if not names:
+            return
+        result = self._nornir(names).run(
+            task=_rollback_one, plan=self.loaded.plan, snapshots=self.snapshots
+        )
+        for name in sorted(result):
             multi = result[name]
             self._event("rollback", wave=wave.number, gateway=name,
                         status="failed" if multi.failed else "ok",
@@ -549,6 +556,11 @@ class Engine:
 
     def _say(self, text: str) -> None:
         print(text, file=self.options.out, flush=True)
+
+
+def _rollback_one(task: Task, plan: FleetPlan, snapshots: dict[str, Snapshot]) -> Result:
+    """Roll one gateway back to its own snapshot (every gateway of a wave in parallel)."""
+    return rollback_gateway(task, plan, snapshots[task.host.name])
 
 
 class _Scoped:
