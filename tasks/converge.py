@@ -131,12 +131,15 @@ def apply_gateway(
     dry_run: bool | None = None,
     bird_confirm_timeout: int | None = None,
     parts: tuple[str, ...] = ("namespace", "tunnels", "bird"),
+    held: dict[str, dict[str, str]] | None = None,
 ) -> Result:
     """Converge one gateway: namespace, tunnels, BIRD; then read back and check the tunnels.
 
     ``bird_confirm_timeout`` tries a changed BIRD config with an automatic revert instead of
     activating it (see :func:`converge_bird`); ``parts`` limits the run to some of
-    ``namespace``, ``tunnels`` and ``bird`` (runbooks).
+    ``namespace``, ``tunnels`` and ``bird`` (runbooks). ``held`` names, per gateway,
+    interfaces to leave as they are with the reason (a preshared key not set up at both
+    ends: see :mod:`wgfleet.psk`).
     """
     name = task.host.name
     dry = task.is_dry_run(dry_run)
@@ -153,8 +156,11 @@ def apply_gateway(
     # Tunnels towards peers whose key is unknown (unreachable, never rolled out) are left
     # exactly as they are; everything else converges.
     # (A dry run shows them with a placeholder key instead: what a rollout would do.)
+    mine = (held or {}).get(name, {})
     skip = frozenset(
-        t.interface for t in gateway.tunnels if t.peer in rendered.missing_keys and not dry
+        t.interface
+        for t in gateway.tunnels
+        if (t.peer in rendered.missing_keys and not dry) or t.interface in mine
     )
     changed = False
     for part, subtask, extra in (
@@ -183,9 +189,12 @@ def apply_gateway(
                 "(key or peer); run `wgfleet apply --check` to see the difference",
             )
     summary = f"{len(gateway.tunnels)} tunnels, {len(gateway.sessions)} BGP sessions"
-    if skip and not dry:
+    unknown = sorted(skip - set(mine))
+    if unknown and not dry:
         peers = ", ".join(sorted(rendered.missing_keys))
-        summary += f"; left {', '.join(sorted(skip))} as they are: key of {peers} unknown"
+        summary += f"; left {', '.join(unknown)} as they are: key of {peers} unknown"
+    for interface, why in sorted(mine.items()):
+        summary += f"; left {interface} as it is: {why}"
     if facts.swept:
         # Leftovers of a transfer cut off earlier: gone now, and said so.
         summary += f"; removed {len(facts.swept)} temporary file(s) of an interrupted transfer"

@@ -9,8 +9,9 @@ from typing import Any
 from nornir.core.task import Result, Task
 
 from wgfleet import commands as cmd
+from wgfleet.converge import psk_matches
 from wgfleet.facts import GatewayFacts
-from wgfleet.plan import FleetPlan
+from wgfleet.plan import FleetPlan, Tunnel
 from wgfleet.tasks._common import conn, paths_of, run
 from wgfleet.tasks.bird import undo_bird
 from wgfleet.tasks.converge import gather_facts
@@ -131,6 +132,8 @@ def rollback_gateway(task: Task, plan: FleetPlan, before: Snapshot) -> Result:
         )
         undone.append(f"{name}: removed (created by this wave)")
     connection = conn(task)
+    tunnels = {t.interface: t for t in plan.gateway(task.host.name).tunnels}
+    synced: set[str] = set()
     for path, old in sorted(before.files.items()):
         if path == paths.bird_config or after.files.get(path) == old:
             continue
@@ -143,13 +146,31 @@ def rollback_gateway(task: Task, plan: FleetPlan, before: Snapshot) -> Result:
             continue
         connection.write_file(path, old, mode=0o600)
         if name in after.private_links:
-            run(
-                task,
-                cmd.in_netns(paths.namespace, cmd.feed_config(paths, name, "syncconf")),
-                what=f"restoring {name}",
-            )
+            _sync(task, plan, name, tunnels.get(name))
+            synced.add(name)
         undone.append(f"{name}: previous peer file restored and synced")
+    # A key (private or preshared) put back before this rollback: the live interface still
+    # uses the new one until it is fed the files again.
+    for name, tunnel in sorted(tunnels.items()):
+        if name in synced or name in created or name not in after.private_links:
+            continue
+        live = after.wireguard.get(name)
+        if live is None:
+            continue
+        if live.public_key != after.public_key or not psk_matches(tunnel, after):
+            _sync(task, plan, name, tunnel)
+            undone.append(f"{name}: previous keys synced")
     return Result(host=task.host, changed=bool(undone), result=undone)
+
+
+def _sync(task: Task, plan: FleetPlan, name: str, tunnel: Tunnel | None) -> None:
+    paths = paths_of(plan)
+    psk = tunnel is not None and tunnel.preshared_key
+    run(
+        task,
+        cmd.in_netns(paths.namespace, cmd.feed_config(paths, name, "syncconf", psk)),
+        what=f"restoring {name}",
+    )
 
 
 def rotate_key(task: Task, plan: FleetPlan) -> Result:
@@ -203,6 +224,7 @@ def decommission_gateway(task: Task, plan: FleetPlan) -> Result:
     run(
         task,
         f"rm -f {cmd.q(paths.wireguard_dir)}/*.conf {cmd.q(paths.wireguard_dir)}/*.conf.prev "
+        f"{cmd.q(paths.wireguard_dir)}/*.psk {cmd.q(paths.wireguard_dir)}/*.psk.prev "
         f"{cmd.q(paths.bird_config)} {cmd.q(paths.bird_candidate)}",
         what="removing wgfleet's files",
     )

@@ -49,8 +49,9 @@ def collect_observation(task: Task, plan: FleetPlan) -> Result:
     stripped on the gateway before the output is sent). Changes nothing.
     """
     paths = GatewayPaths(namespace=plan.settings.namespace)
+    interfaces = [t.interface for t in plan.gateway(task.host.name).tunnels]
     script = cmd.verify_script(
-        paths, ping_groups(plan, task.host.name), plan.settings.verify.ping_count
+        paths, ping_groups(plan, task.host.name), plan.settings.verify.ping_count, interfaces
     )
     conn = gateway_connection(task.host, task.nornir.config)
     out = conn.run(script, timeout=COLLECT_TIMEOUT, check=False)

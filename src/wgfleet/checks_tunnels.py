@@ -1,4 +1,4 @@
-"""Tunnel checks of one gateway: tunnel.exists, tunnel.peer, tunnel.handshake, tunnel.extra.
+"""Tunnel checks of one gateway: tunnel.exists, .peer, .handshake, .psk and .extra.
 
 Pure functions of the plan, the gateway's observation and the :class:`Context` (which
 holds the other gateways' observations, so a peer's key can be compared with the key the
@@ -274,6 +274,48 @@ def _extra(ctx: Context, gateway: GatewayPlan, obs: Observation) -> list[Finding
     return findings
 
 
+def _psk(
+    ctx: Context, gateway: GatewayPlan, tunnel: Tunnel, peer: WgPeer, obs: Observation
+) -> Finding | None:
+    """The preshared key: as planned, and the same as the remote end's (by fingerprint).
+
+    None for a tunnel that has none and should have none (nothing to report).
+    """
+    if not tunnel.preshared_key and not peer.has_preshared_key:
+        return None
+    label = _label(gateway, tunnel)
+    pair = (gateway.site.number, tunnel.peer_site)
+    state = obs.psk.get(tunnel.interface)
+    mine = state.live if state else None
+
+    def found(severity: Severity, message: str) -> Finding:
+        return Finding("tunnel.psk", severity, gateway.name, tunnel.interface,
+                       f"{label}: {message}", site_pair=pair)  # fmt: skip
+
+    if not tunnel.preshared_key:
+        return found("warning", "has a preshared key the plan does not (fleet.preshared_keys "
+                     "is off); apply removes it")  # fmt: skip
+    if not peer.has_preshared_key:
+        return found("warning", "no preshared key although fleet.preshared_keys is on; apply "
+                     "sets one up at both ends")  # fmt: skip
+    remote = ctx.observations.get(tunnel.peer)
+    back = ctx.ends.get((tunnel.peer, gateway.name))
+    theirs: str | None = None
+    if remote is not None and remote.reachable and back is not None:
+        other = remote.psk.get(back.tunnel.interface)
+        theirs = other.live if other else None
+    if mine is not None and theirs is not None and mine != theirs:
+        severity, consequence = ctx.failure(gateway.site.number, tunnel.peer_site)
+        return found(severity, f"preshared key differs from {tunnel.peer}'s "
+                     f"{back.tunnel.interface if back else '?'}: the next handshake fails "
+                     f"(apply to repair; {consequence})")  # fmt: skip
+    if state is not None and state.file != state.live:
+        return found("warning", "the live preshared key is not the one in its key file "
+                     "(apply pending)")  # fmt: skip
+    same = f", the same as {tunnel.peer}'s" if theirs is not None else ""
+    return found("ok", f"preshared key set{same}")
+
+
 def tunnel_findings(ctx: Context, gateway: GatewayPlan, obs: Observation) -> list[Finding]:
     """Every tunnel finding of one reachable gateway.
 
@@ -291,5 +333,8 @@ def tunnel_findings(ctx: Context, gateway: GatewayPlan, obs: Observation) -> lis
         findings.append(finding)
         if peer is not None:
             findings.append(_handshake(ctx, gateway, tunnel, peer, obs))
+            psk = _psk(ctx, gateway, tunnel, peer, obs)
+            if psk is not None:
+                findings.append(psk)
     findings.extend(_extra(ctx, gateway, obs))
     return findings

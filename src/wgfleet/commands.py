@@ -35,6 +35,31 @@ _SSH_CLIENT = (
 )
 
 
+# All-zero key: what `wg` reads as "no preshared key" (an absent line would keep the old one).
+NO_PSK = "A" * 43 + "="
+
+
+def psk_fingerprints(paths: GatewayPaths, interfaces: list[str]) -> str:
+    """Print ``live IF FP`` for every WireGuard peer in the private namespace and
+    ``file IF FP`` for each of ``interfaces``: fingerprints of the preshared key the live
+    interface uses and of the one in the tunnel's key file, ``-`` when there is none.
+
+    A fingerprint is the first 16 hex digits of SHA-256 over the key's line, computed on
+    the gateway: enough to tell "same key" from "different", useless to recover it. The
+    key itself never crosses the connection (``printf`` is a shell builtin: no argv).
+    """
+    files = " ".join(q(name) for name in interfaces)
+    directory = q(paths.wireguard_dir)
+    return (
+        f"ip netns exec {q(paths.namespace)} wg show all preshared-keys 2>/dev/null | "
+        "while read -r i p k; do case $k in '(none)'|'') k=-;; "
+        "*) k=$(printf '%s\\n' \"$k\" | sha256sum | cut -c1-16);; esac; echo live $i $k; done; "
+        f"for i in {files}; do f={directory}/$i.psk; "
+        'if [ -s "$f" ]; then k=$(sha256sum < "$f" | cut -c1-16); else k=-; fi; '
+        "echo file $i $k; done"
+    )
+
+
 def in_netns(namespace: str, command: str) -> str:
     """Run ``command`` (a shell command line) inside a network namespace."""
     return f"ip netns exec {q(namespace)} sh -c {q(command)}"
@@ -83,6 +108,8 @@ def gather_script(paths: GatewayPaths, interfaces: list[str], *, sweep: bool = F
             f'[ -z "$(tail -c 1 {q(path)} 2>/dev/null)" ] || echo'
             for path in managed
         ),
+        f"echo '{MARK}psk'",
+        psk_fingerprints(paths, interfaces),
         f"echo '{MARK}bird'; birdc -r -s {q(paths.bird_socket)} show status 2>&1",
         f"echo '{MARK}mgmt'; {_SSH_CLIENT}; "
         'if [ -n "$1" ]; then ip -j route get "$1" 2>/dev/null; fi',
@@ -92,14 +119,18 @@ def gather_script(paths: GatewayPaths, interfaces: list[str], *, sweep: bool = F
 
 
 def verify_script(
-    paths: GatewayPaths, pings: list[tuple[str | None, list[str]]], count: int
+    paths: GatewayPaths,
+    pings: list[tuple[str | None, list[str]]],
+    count: int,
+    interfaces: list[str] | None = None,
 ) -> str:
     """One read-only script collecting everything verification needs, in marked sections.
 
     WireGuard state comes from the private namespace with the private key stripped on the
     gateway; UDP sockets from the default namespace (where WireGuard's sockets stay); BGP
-    from ``birdc -r`` (read-only); routes BIRD installed; fping from inside ``private``,
-    one run per ``(source address or None, targets)`` group.
+    from ``birdc -r`` (read-only); routes BIRD installed; fingerprints of the preshared
+    keys of ``interfaces`` (never the keys); fping from inside ``private``, one run per
+    ``(source address or None, targets)`` group.
     """
     ns = q(paths.namespace)
     lines = [
@@ -111,6 +142,7 @@ def verify_script(
         f"echo '{MARK}bird'; birdc -r -s {q(paths.bird_socket)} show protocols all 2>&1",
         f"echo '{MARK}routes6'; ip -n {ns} -6 -j route show proto bird 2>/dev/null",
         f"echo '{MARK}routes4'; ip -n {ns} -4 -j route show proto bird 2>/dev/null",
+        *([f"echo '{MARK}psk'", psk_fingerprints(paths, interfaces)] if interfaces else []),
         f"echo '{MARK}ping'",
     ]
     for source, targets in pings:
@@ -153,17 +185,22 @@ def read_public_key(paths: GatewayPaths) -> str:
     return f"if [ -s {key} ]; then wg pubkey < {key}; fi"
 
 
-def feed_config(paths: GatewayPaths, interface: str, verb: str) -> str:
+def feed_config(paths: GatewayPaths, interface: str, verb: str, psk: bool = False) -> str:
     """``wg setconf|syncconf`` from the key file joined with the peer file, on the gateway.
 
     FACTS: a file without PrivateKey would erase the interface's key, so the stream always
     starts with an ``[Interface] PrivateKey`` section built from the key file, which must
     exist and be non-empty (checked first: an empty key file would remove the key too).
+    The peer file ends in its ``[Peer]`` section, so a ``PresharedKey`` line appended
+    belongs to it: read from the tunnel's key file when ``psk`` (which must then exist and be
+    non-empty), the all-zero "none" otherwise (syncconf keeps an absent field's old value).
     """
-    key = q(paths.private_key)
+    key, pskfile = q(paths.private_key), q(paths.psk_file(interface))
+    check = f"test -s {key} && test -s {pskfile}" if psk else f"test -s {key}"
+    tail = f"printf 'PresharedKey = '; cat {pskfile}" if psk else f"echo 'PresharedKey = {NO_PSK}'"
     return (
-        f"test -s {key} && {{ printf '[Interface]\\nPrivateKey = '; cat {key}; "
-        f"cat {q(paths.peer_file(interface))}; }} | wg {verb} {q(interface)} /dev/stdin"
+        f"{check} && {{ printf '[Interface]\\nPrivateKey = '; cat {key}; "
+        f"cat {q(paths.peer_file(interface))}; {tail}; }} | wg {verb} {q(interface)} /dev/stdin"
     )
 
 

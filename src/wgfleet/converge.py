@@ -173,8 +173,18 @@ def roamed(endpoint: str | None, planned: str, latest_handshake: int) -> bool:
     return endpoint is not None and endpoint != planned and latest_handshake != 0
 
 
+def psk_matches(tunnel: Tunnel, facts: GatewayFacts) -> bool:
+    """Whether the live preshared key is the planned one: the key file's when the tunnel
+    has one (and the file exists), none otherwise."""
+    state = facts.psk.get(tunnel.interface)
+    live = state.live if state else None
+    if tunnel.preshared_key:
+        return state is not None and state.file is not None and live == state.file
+    return live is None
+
+
 def wg_matches(tunnel: Tunnel, facts: GatewayFacts, peer_key: str) -> bool:
-    """Whether the live interface already has the planned key, port and peer."""
+    """Whether the live interface already has the planned key, port, peer and preshared key."""
     live = facts.wireguard.get(tunnel.interface)
     if live is None or live.public_key != facts.public_key or not live.has_private_key:
         return False
@@ -189,7 +199,8 @@ def wg_matches(tunnel: Tunnel, facts: GatewayFacts, peer_key: str) -> bool:
         )
         and frozenset(peer.allowed_ips) == ALLOWED_IPS
         and peer.keepalive == tunnel.keepalive
-        and not peer.has_preshared_key
+        and peer.has_preshared_key == tunnel.preshared_key
+        and psk_matches(tunnel, facts)
     )
 
 
@@ -223,7 +234,11 @@ def tunnel_steps(
                 steps.append(
                     Step(
                         f"update {name} towards {tunnel.peer} in place",
-                        (cmd.in_netns(ns, cmd.feed_config(paths, name, "syncconf")),),
+                        (
+                            cmd.in_netns(
+                                ns, cmd.feed_config(paths, name, "syncconf", tunnel.preshared_key)
+                            ),
+                        ),
                     )
                 )
             steps.extend(
@@ -244,14 +259,31 @@ def tunnel_steps(
                 f"create {name} towards {tunnel.peer} ({impl}) and move it into {ns}",
                 (
                     *create,
-                    cmd.feed_config(paths, name, "setconf"),
+                    cmd.feed_config(paths, name, "setconf", tunnel.preshared_key),
                     f"ip link set dev {cmd.q(name)} netns {cmd.q(ns)}",
                 ),
             )
         )
         steps.extend(_address_steps(ns, name, None, addresses, up=True, mtu=tunnel.mtu))
+    stale_keys = [
+        t.interface
+        for t in plan.tunnels
+        if not t.preshared_key and t.interface not in skip and _psk_file(facts, t.interface)
+    ]
+    if stale_keys:
+        steps.append(
+            Step(
+                f"remove the preshared key files of {', '.join(stale_keys)} (none planned)",
+                (" ".join(["rm -f", *(cmd.q(paths.psk_file(n)) for n in stale_keys)]),),
+            )
+        )
     steps.extend(_removals(plan, facts, paths, wanted))
     return steps
+
+
+def _psk_file(facts: GatewayFacts, interface: str) -> bool:
+    state = facts.psk.get(interface)
+    return state is not None and state.file is not None
 
 
 def _removals(
@@ -260,7 +292,7 @@ def _removals(
     """Tunnels and peer files of ours that the plan no longer has."""
     ns = paths.namespace
     site_side = {i.name for i in plan.gateway.interfaces}
-    ours = {name[: -len(".conf")] for name in facts.peer_files if name.endswith(".conf")}
+    ours = {name.rsplit(".", 1)[0] for name in facts.peer_files if name.endswith((".conf", ".psk"))}
     steps: list[Step] = []
     # In the private namespace every WireGuard interface is ours; in the default one only
     # those wgfleet has a peer file for (a gateway may run its own WireGuard too).
@@ -281,15 +313,19 @@ def _removals(
                 f"remove {name} (no longer in the plan)",
                 (
                     cmd.ip_ns(where, f"link del dev {cmd.q(name)}"),
-                    f"rm -f {cmd.q(paths.peer_file(name))}",
+                    _remove_files(paths, name),
                 ),
             )
         )
     for name in sorted(ours - wanted - extra_private - extra_default, key=_natural):
-        steps.append(
-            Step(f"remove stale peer file of {name}", (f"rm -f {cmd.q(paths.peer_file(name))}",))
-        )
+        steps.append(Step(f"remove stale peer file of {name}", (_remove_files(paths, name),)))
     return steps
+
+
+def _remove_files(paths: GatewayPaths, interface: str) -> str:
+    """Remove a tunnel's peer file and preshared key (and their kept previous versions)."""
+    files = (paths.peer_file(interface), paths.psk_file(interface))
+    return "rm -f " + " ".join(cmd.q(p + suffix) for p in files for suffix in ("", ".prev"))
 
 
 def _natural(name: str) -> tuple[str, int]:

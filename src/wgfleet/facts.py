@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from wgfleet.commands import MARK
-from wgfleet.observation import Observation
+from wgfleet.observation import Observation, PskState
 from wgfleet.parsers import ParseError
 from wgfleet.parsers.bird import BirdUnavailableError, parse_birdc_protocols
 from wgfleet.parsers.fping import parse_fping_summary
@@ -32,6 +33,7 @@ class GatewayFacts:
     bird_status: str
     mgmt_interface: str | None = None
     swept: tuple[str, ...] = ()
+    psk: dict[str, PskState] = field(default_factory=dict)
     raw_sections: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def has_namespace(self, name: str) -> bool:
@@ -84,6 +86,33 @@ def _mgmt_interface(text: str) -> str | None:
     return str(routes[0].get("dev")) if routes and isinstance(routes[0], dict) else None
 
 
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}|-")
+
+
+def parse_psk_fingerprints(text: str) -> dict[str, PskState]:
+    """Read ``live IF FP`` / ``file IF FP`` lines (``commands.psk_fingerprints``).
+
+    Raises:
+        ParseError: A line is not of that form (a fingerprint is 16 hex digits or ``-``).
+    """
+    found: dict[str, dict[str, str | None]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split()
+        if (
+            len(parts) != 3
+            or parts[0] not in ("live", "file")
+            or not _FINGERPRINT.fullmatch(parts[2])
+        ):
+            raise ParseError("preshared-key fingerprints", "expected 'live|file IF FP'", line)
+        kind, name, value = parts
+        found.setdefault(name, {})[kind] = None if value == "-" else value
+    return {
+        name: PskState(file=seen.get("file"), live=seen.get("live")) for name, seen in found.items()
+    }
+
+
 def parse_gather(text: str) -> GatewayFacts:
     """Turn the gather script's output into GatewayFacts."""
     s = split_sections(text)
@@ -114,6 +143,7 @@ def parse_gather(text: str) -> GatewayFacts:
         bird_status=bird_status.strip(),
         mgmt_interface=_mgmt_interface(s.get("mgmt", "")),
         swept=tuple(line for line in s.get("swept", "").splitlines() if line.strip()),
+        psk=parse_psk_fingerprints(s.get("psk", "")),
         raw_sections=s,
     )
 
@@ -143,4 +173,5 @@ def parse_verify(gateway: str, text: str, namespace: str = "private") -> Observa
         bird_error=bird_error,
         routes=(*parse_ip_routes(s.get("routes6", "")), *parse_ip_routes(s.get("routes4", ""))),
         pings=parse_fping_summary(s.get("ping", "")),
+        psk=parse_psk_fingerprints(s.get("psk", "")),
     )

@@ -24,6 +24,7 @@ CHECKS = {
     "tunnel.exists": "the WireGuard interface is in the private namespace, its UDP port open",
     "tunnel.peer": "the tunnel has the planned peer, endpoint and keys",
     "tunnel.handshake": "the latest handshake is recent",
+    "tunnel.psk": "the preshared key is as planned and the same at both ends",
     "tunnel.extra": "no WireGuard interface outside the plan",
     "bgp.established": "the BGP session is Established",
     "bgp.extra": "no BGP session outside the plan",

@@ -23,6 +23,7 @@ from nornir.core.task import AggregatedResult, MultiResult, Task
 from wgfleet.allocations import load_allocations, save_allocations
 from wgfleet.connection import CONNECTION_NAME, WgSsh
 from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
+from wgfleet.fleet_psk import PskRun, converge_psks, uses_psk
 from wgfleet.inventory import load_fleet, load_nornir
 from wgfleet.model import Fleet
 from wgfleet.plan import FleetPlan, plan_fleet
@@ -276,6 +277,11 @@ def apply_fleet(
         report = RunReport("apply", check)
         report.outcomes += outcomes(key_result, failed_keys, {})
         ready = [name for name in targets if name not in failed_keys]
+        psk = PskRun()
+        if "tunnels" in parts and uses_psk(loaded.plan):
+            psk = converge_psks(nr, loaded.plan, ready, check=check)
+            report.outcomes += [Outcome(n, "failed", m) for n, m in psk.failed.items()]
+            ready = [name for name in ready if name not in psk.failed]
         meter = Progress(len(ready), progress)  # timings always; lines only with a stream
         processors: list[Processor] = [meter]
         runner = nr.filter(filter_func=lambda h: h.name in ready).with_processors(processors)
@@ -289,6 +295,7 @@ def apply_fleet(
             name="apply_gateway",
             parts=tuple(p for p in parts if p != "keys"),
             bird_confirm_timeout=bird_confirm_timeout,
+            held=psk.held,
         )
         timings = meter.timings
         report.outcomes += outcomes(result, ready, timings)
@@ -296,6 +303,9 @@ def apply_fleet(
             if outcome.host in key_result and key_result[outcome.host].changed:
                 outcome.status = "changed" if outcome.status == "ok" else outcome.status
                 outcome.diff = (key_result[outcome.host][0].diff or "") + outcome.diff
+            if psk.diffs.get(outcome.host):
+                outcome.status = "changed" if outcome.status == "ok" else outcome.status
+                outcome.diff = f"--- preshared keys ---\n{psk.diffs[outcome.host]}" + outcome.diff
         order = {name: i for i, name in enumerate(targets)}
         report.outcomes.sort(key=lambda o: order.get(o.host, 0))
         report.seconds = time.monotonic() - started

@@ -10,9 +10,9 @@ The accepted keys (all under the Nornir ``data`` key)::
     defaults.yaml  data.fleet:   namespace topology listen_port_base pools{ipv6 ipv4} mtu
                                  bgp{hold_time keepalive_time connect_retry_time
                                      connect_delay_time error_wait_time preference}
-                                 bfd verify{handshake_warning handshake_critical ping_count
-                                     loss_warning_percent loss_critical_percent
-                                     rtt_warning_ms} interface_prefix
+                                 bfd preshared_keys verify{handshake_warning
+                                     handshake_critical ping_count loss_warning_percent
+                                     loss_critical_percent rtt_warning_ms} interface_prefix
     groups.yaml    data.site:    number asn prefixes routes{mode static interfaces}
                                  probes role
     hosts.yaml     data.gateway: index endpoint interfaces[{name addresses}] become
@@ -58,6 +58,7 @@ _FLEET_KEYS = (
     "mtu",
     "bgp",
     "bfd",
+    "preshared_keys",
     "verify",
     "interface_prefix",
 )
@@ -214,6 +215,7 @@ def parse_fleet(scope: v.Scope, value: Any) -> FleetSettings:
         ),
         bgp=_bgp(section.section("bgp", optional=_BGP_KEYS)),
         bfd=section.read("bfd", v.boolean, base.bfd),
+        preshared_keys=section.read("preshared_keys", v.boolean, base.preshared_keys),
         verify=_verify(section.section("verify", optional=_VERIFY_KEYS)),
         interface_prefix=section.read("interface_prefix", v.interface_name, base.interface_prefix),
     )

@@ -58,6 +58,9 @@ class FleetSettings:
     mtu: int = 1420
     bgp: BgpTimers = field(default_factory=BgpTimers)
     bfd: bool = False
+    preshared_keys: bool = False
+    """One preshared key per tunnel (WireGuard's optional symmetric layer), made in memory
+    on the control machine, installed on both ends and never stored anywhere else."""
     verify: VerifyThresholds = field(default_factory=VerifyThresholds)
     interface_prefix: str = "wg"
 

@@ -33,6 +33,7 @@ class Observation:
         bird_error: birdc's complaint when BIRD was unreachable.
         routes: Routes BIRD installed in the private namespace, both families.
         pings: fping results from inside the private namespace, by target address.
+        psk: Preshared-key fingerprints by interface (file and live; never a key).
     """
 
     gateway: str
@@ -47,3 +48,13 @@ class Observation:
     bird_error: str = ""
     routes: tuple[Route, ...] = ()
     pings: dict[str, PingResult] = field(default_factory=dict)
+    psk: dict[str, PskState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PskState:
+    """A tunnel's preshared key as fingerprints (see ``commands.psk_fingerprints``):
+    ``file`` of the key file, ``live`` of the interface's key; None when there is none."""
+
+    file: str | None = None
+    live: str | None = None

@@ -6,6 +6,7 @@ Layout on a gateway (``<ns>`` is the private namespace, ``private`` by default):
         private.key                    0600, the gateway's WireGuard private key (never leaves it)
         public.key                     0644, its public key, collected by the control machine
         <if>.conf                      0600, peer file of one tunnel (no PrivateKey)
+        <if>.psk                       0600, the tunnel's preshared key (``preshared_keys``)
     /etc/bird/wgfleet-<ns>.conf        the BIRD 2 config of the instance in <ns>
     /etc/bird/wgfleet-<ns>.conf.new    candidate being checked (`bird -p`) and tried
     /etc/bird/wgfleet-<ns>.conf.prev   the previous live config, kept for rollback
@@ -67,6 +68,10 @@ class GatewayPaths:
     def peer_file(self, interface: str) -> str:
         """Peer file of one tunnel (``[Interface] ListenPort`` and one ``[Peer]``)."""
         return posixpath.join(self.wireguard_dir, f"{interface}.conf")
+
+    def psk_file(self, interface: str) -> str:
+        """Preshared key of one tunnel, the same at both ends (only with ``preshared_keys``)."""
+        return posixpath.join(self.wireguard_dir, f"{interface}.psk")
 
     @property
     def bird_config(self) -> str:

@@ -58,6 +58,7 @@ class Tunnel:
     peer4: ipaddress.IPv4Address
     keepalive: int
     mtu: int
+    preshared_key: bool = False
 
     @property
     def endpoint(self) -> str:
@@ -341,6 +342,7 @@ def _tunnel(
         peer4=link.host4(peer.name),
         keepalive=gateway.keepalive or 0,
         mtu=settings.mtu,
+        preshared_key=settings.preshared_keys,
     )
 
 

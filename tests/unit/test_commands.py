@@ -206,9 +206,47 @@ def test_feed_config_streams_key_file_then_peer_file_into_wg(
     assert result.returncode == 0, result.stderr
     log = Path(stub_wg["LOG"])
     assert (log / "argv").read_text().splitlines() == ["syncconf", "wg3", "/dev/stdin"]
-    assert (log / "stdin").read_text() == f"[Interface]\nPrivateKey = {DUMMY_KEY}\n{peer}"
+    # No preshared key planned: the all-zero "none" clears one a peer may still have.
+    assert (log / "stdin").read_text() == (
+        f"[Interface]\nPrivateKey = {DUMMY_KEY}\n{peer}PresharedKey = {cmd.NO_PSK}\n"
+    )
     assert DUMMY_KEY not in result.stdout + result.stderr
     assert not (tmp_path / "root-pwned").exists()
+
+
+DUMMY_PSK = "ZHVtbXktcHJlc2hhcmVkLWtleS1mb3ItdGVzdHMhISE="
+
+
+def test_feed_config_appends_the_tunnels_preshared_key_from_its_file(
+    tmp_path: Path, gw: GatewayPaths, stub_wg: dict[str, str]
+) -> None:
+    Path(gw.wireguard_dir).mkdir(parents=True)
+    Path(gw.private_key).write_text(DUMMY_KEY + "\n")
+    Path(gw.psk_file("wg3")).write_text(DUMMY_PSK + "\n")
+    peer = "[Interface]\nListenPort = 5803\n\n[Peer]\nPublicKey = x\n"
+    Path(gw.peer_file("wg3")).write_text(peer)
+    command = cmd.feed_config(gw, "wg3", "syncconf", psk=True)
+    assert DUMMY_PSK not in command and DUMMY_KEY not in command
+    result = _sh(command, tmp_path, PATH=stub_wg["PATH"])
+    assert result.returncode == 0, result.stderr
+    stdin = (Path(stub_wg["LOG"]) / "stdin").read_text()
+    assert stdin == f"[Interface]\nPrivateKey = {DUMMY_KEY}\n{peer}PresharedKey = {DUMMY_PSK}\n"
+    assert DUMMY_PSK not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("psk_file", ["empty", "missing"])
+def test_feed_config_never_runs_wg_without_the_planned_preshared_key(
+    tmp_path: Path, gw: GatewayPaths, stub_wg: dict[str, str], psk_file: str
+) -> None:
+    Path(gw.wireguard_dir).mkdir(parents=True)
+    Path(gw.private_key).write_text(DUMMY_KEY + "\n")
+    if psk_file == "empty":
+        Path(gw.psk_file("wg3")).write_text("")
+    Path(gw.peer_file("wg3")).write_text("[Interface]\nListenPort = 5803\n")
+    result = _sh(cmd.feed_config(gw, "wg3", "setconf", psk=True), tmp_path, PATH=stub_wg["PATH"])
+    assert result.returncode != 0
+    # wg never ran: the two ends would otherwise disagree at the next handshake.
+    assert not (Path(stub_wg["LOG"]) / "argv").exists()
 
 
 @pytest.mark.parametrize("key_file", ["empty", "missing"])

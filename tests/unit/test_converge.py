@@ -85,7 +85,13 @@ def _commands(steps: list[Step]) -> list[str]:
 
 def _no_key_in(steps: list[Step]) -> None:
     for command in _commands(steps):
-        assert not KEY_PATTERN.search(command), command
+        assert not KEY_PATTERN.search(command.replace(cmd.NO_PSK, "")), command
+
+
+def _removed_files(name: str) -> str:
+    """A removed tunnel's files: peer file, preshared key, and their previous versions."""
+    conf, psk = PATHS.peer_file(name), PATHS.psk_file(name)
+    return f"rm -f {conf} {conf}.prev {psk} {psk}.prev"
 
 
 def _wg_link(name: str, index: int) -> Link:
@@ -413,7 +419,7 @@ def test_extra_tunnels_in_private_are_removed_in_natural_order(
     ]
     assert steps[0].commands == (
         "ip -n private link del dev wg9",
-        f"rm -f {PATHS.peer_file('wg9')}",
+        _removed_files("wg9"),
     )
 
 
@@ -421,7 +427,7 @@ def test_a_stale_peer_file_is_removed(plan: GatewayPlan, facts: GatewayFacts) ->
     stale = replace(facts, peer_files=facts.peer_files | {"wg7.conf", "notes.txt"})
     (step,) = tunnel_steps(plan, stale, PATHS, KEYS, "userspace")
     assert step.description == "remove stale peer file of wg7"
-    assert step.commands == (f"rm -f {PATHS.peer_file('wg7')}",)
+    assert step.commands == (_removed_files("wg7"),)
 
 
 def test_the_users_own_wireguard_in_the_default_namespace_is_left_alone(
@@ -445,7 +451,7 @@ def test_an_old_tunnel_of_ours_in_the_default_namespace_is_removed(
         peer_files=facts.peer_files | {"wg1.conf"},
     )
     (step,) = tunnel_steps(plan, ours, PATHS, KEYS, "userspace")
-    assert step.commands == ("ip link del dev wg1", f"rm -f {PATHS.peer_file('wg1')}")
+    assert step.commands == ("ip link del dev wg1", _removed_files("wg1"))
 
 
 def test_a_non_wireguard_link_in_private_is_not_removed(

@@ -95,10 +95,10 @@ def test_decommission_runbook_needs_limit_and_gates_the_peers() -> None:
     assert rb.wave[1].args == DecommissionArgs()
 
 
-def test_rotate_keys_runbook_rotates_one_gateway_per_site_without_preshared() -> None:
+def test_rotate_keys_runbook_rotates_one_gateway_per_site_with_preshared_keys() -> None:
     rb = load_runbook(RUNBOOKS / "rotate-keys.yaml")
     assert rb.strategy == "one-gateway-per-site"
-    assert rb.wave[0].args == RotateKeysArgs(preshared=False)
+    assert rb.wave[0].args == RotateKeysArgs(preshared=True)
     gate = rb.wave[1].args
     assert isinstance(gate, GateArgs) and gate.sessions and gate.ecmp
 

@@ -24,7 +24,9 @@ from nornir.core.task import Result, Task
 from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
 from wgfleet.findings import Finding
 from wgfleet.fleet import Loaded, apply_fleet, failure_message, nornir_for, select
+from wgfleet.fleet_psk import write_pairs
 from wgfleet.plan import FleetPlan
+from wgfleet.psk import by_gateway, psk_pairs
 from wgfleet.runbook import (
     ApplyArgs,
     GateArgs,
@@ -45,6 +47,7 @@ from wgfleet.runbook.record import (
 from wgfleet.runbook.schema import check_change, check_targets
 from wgfleet.runbook.waves import Wave, plan_waves
 from wgfleet.tasks.bird import confirm_bird, undo_bird
+from wgfleet.tasks.psk import forget_previous_keys, restore_psks
 from wgfleet.tasks.runbook import (
     Snapshot,
     acquire_lock,
@@ -99,16 +102,6 @@ class Outcome:
         return ExitStatus.OK if self.result in ("success", "checked") else ExitStatus.FAILED
 
 
-def unsupported(runbook: Runbook) -> list[Problem]:
-    """What the format accepts but this engine cannot do yet: refused, never ignored."""
-    problems = []
-    for step in runbook.steps:
-        if isinstance(step.args, RotateKeysArgs) and step.args.preshared:
-            problems.append(Problem(runbook.file, step.title, f"{step.where}.rotate-keys.preshared",
-                                    "preshared-key rotation is not supported yet"))  # fmt: skip
-    return problems
-
-
 def targets(runbook: Runbook, loaded: Loaded, limit: Sequence[str] | None) -> list[str]:
     """The gateways a run targets: the runbook's targets, narrowed by ``--limit``."""
     if runbook.limit_required and not limit:
@@ -135,9 +128,6 @@ class Engine:
         self.options = options
         self.run_id = uuid.uuid4().hex[:12]
         self.owner = f"{getpass.getuser()}@{socket.gethostname()} (pid {os.getpid()})"
-        problems = unsupported(runbook)
-        if problems:
-            raise BadInputError(problems)
         self.change = options.change or runbook.change
         if options.change is not None:
             problem = check_change(options.change)
@@ -151,6 +141,7 @@ class Engine:
         self.snapshots: dict[str, Snapshot] = {}
         self.remaining = 0.0
         self.rotated: list[str] = []
+        self.rotated_psks: dict[str, list[str]] = {}
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -207,6 +198,10 @@ class Engine:
         self.snapshots = _journaled_snapshot(events, number)
         if not self.snapshots:
             raise RunbookError(f"{record}: wave {number} has no snapshot to roll back to")
+        for event in events:
+            if event.get("event") == "rotated" and event.get("wave") == number:
+                self.rotated = list(event.get("keys", self.rotated))
+                self.rotated_psks = dict(event.get("psk", self.rotated_psks))
         self._rollback(wave)
         self._event("wave-end", wave=number, status="rolled-back")
         message = f"wave {number} rolled back after the interruption"
@@ -312,6 +307,7 @@ class Engine:
     ) -> tuple[bool, str]:
         # A resumed wave keeps the snapshot taken before it first started.
         self.snapshots = snapshot or self._snapshot(wave)
+        self.rotated, self.rotated_psks = [], {}  # keys this wave replaced (for rollback)
         self._event("snapshot", wave=wave.number,
                     gateways={n: s.to_json() for n, s in self.snapshots.items()})  # fmt: skip
         active = wave
@@ -329,6 +325,12 @@ class Engine:
         bad = [name for name, multi in confirmed.items() if multi.failed]
         if bad:
             return False, f"confirming BIRD failed on {', '.join(bad)}"
+        if self.rotated or self.rotated_psks:
+            # The wave holds: the replaced keys are no longer needed, and old secrets
+            # left on disk would outlive the rotation.
+            names = sorted(set(self.rotated) | set(self.rotated_psks))
+            self._nornir(names).run(task=forget_previous_keys, plan=self.loaded.plan,
+                                    keys=self.rotated, psks=self.rotated_psks)  # fmt: skip
         return True, ""
 
     # --- steps ------------------------------------------------------------------------------
@@ -448,8 +450,40 @@ class Engine:
             return False
         wave = Wave(wave.number, tuple(g for g in wave.gateways if g not in self.failed))
         self.rotated = list(wave.gateways)
+        self._event("rotated", wave=wave.number, keys=self.rotated)
+        assert isinstance(step.args, RotateKeysArgs)
+        if step.args.preshared and not self._rotate_psks(step, wave):
+            return False
         together = sorted(set(wave.gateways) | self._peers(wave.gateways))
         return self._apply(step, Wave(wave.number, tuple(together)), ("namespace", "tunnels"))
+
+    def _rotate_psks(self, step: Step, wave: Wave) -> bool:
+        """A new preshared key for every tunnel of the wave's gateways, at both ends; the
+        apply that follows feeds them to the interfaces with the new private keys."""
+        pairs = [
+            pair
+            for pair in psk_pairs(self.loaded.plan, wave.gateways)
+            if not any(end.gateway in self.failed for end in pair.ends)
+        ]
+        if not pairs:
+            return True
+        # Journaled first: a run interrupted while writing can still be rolled back.
+        self.rotated_psks = by_gateway(pairs)
+        self._event("rotated", wave=wave.number, psk=self.rotated_psks)
+        nr = nornir_for(self.loaded, self.options.workers)
+        try:
+            diffs, failed = write_pairs(nr, self.loaded.plan, pairs, check=False)
+        finally:
+            nr.close_connections(on_good=True, on_failed=True)
+        for name, interfaces in self.rotated_psks.items():
+            message = failed.get(name) or f"new preshared keys: {', '.join(interfaces)}"
+            self._event("host", wave=wave.number, step=step.title, gateway=name,
+                        status="failed" if name in failed else "changed", message=message,
+                        diff=diffs.get(name, ""))  # fmt: skip
+        count = sum(len(v) for v in self.rotated_psks.values()) // 2
+        verdict = f"FAILED on {', '.join(sorted(failed))}" if failed else "written at both ends"
+        self._say(f"  preshared keys of {count} tunnels: {verdict}")
+        return not failed
 
     def _decommission(self, step: Step, wave: Wave) -> bool:
         result = self._nornir(wave.gateways).run(task=decommission_gateway, plan=self.loaded.plan)
@@ -477,6 +511,10 @@ class Engine:
     def _rollback(self, wave: Wave) -> None:
         if self.rotated:
             self._nornir(self.rotated).run(task=restore_key, plan=self.loaded.plan)
+        if self.rotated_psks:
+            self._nornir(list(self.rotated_psks)).run(
+                task=restore_psks, plan=self.loaded.plan, interfaces=self.rotated_psks
+            )
         self._rollback_gateways(wave, list(self.snapshots))
 
     def _rollback_gateways(self, wave: Wave, names: list[str]) -> None:
