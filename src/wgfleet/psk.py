@@ -96,7 +96,7 @@ def decide(
             provision.append(pair)
             continue
         for end in pair.ends:
-            if end.gateway not in targets:
+            if end.gateway not in targets or end.gateway in unread:
                 continue
             other = pair.other(end.gateway).gateway
             why = (

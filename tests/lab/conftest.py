@@ -37,7 +37,9 @@ STATE_ROOT = Path("/var/lib/wgfleet-lab")
 # The lab is shared by the whole session and each module leaves it as a rollout would:
 # bare-lab tests first, then the connection, then rollout, then verification (which
 # starts from a converged fleet). Unit tests keep running before all of them.
-_LAB_MODULE_ORDER = ("test_lab", "test_connection", "test_apply", "test_verify", "test_runbook")
+_LAB_MODULE_ORDER = (
+    "test_lab", "test_connection", "test_apply", "test_verify", "test_runbook", "test_psk",
+)  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

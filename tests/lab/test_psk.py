@@ -1,0 +1,217 @@
+"""End to end: preshared keys on the lab, from switching them on to switching them off.
+
+Starts from the converged fleet (no preshared keys) and leaves it so. One module-scoped
+inventory with ``fleet.preshared_keys: true``; each test leaves the fleet healthy with it.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.lab.conftest import Lab, wait_healthy
+from tests.lab.helpers import PATHS
+from wgfleet.fleet import apply_fleet, load
+from wgfleet.plan import FleetPlan
+from wgfleet.runbook.engine import Engine, Options
+from wgfleet.runbook.schema import load_runbook
+from wgfleet.verify import verify_fleet
+
+pytestmark = pytest.mark.lab
+RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
+
+
+def _plan(inventory: Path) -> FleetPlan:
+    return load(inventory, save_allocations_file=False).plan
+
+
+def keys_on(lab: Lab, plan: FleetPlan) -> dict[tuple[str, str], str]:
+    """Every tunnel end's preshared key file (read as root on the lab, never by wgfleet)."""
+    found = {}
+    for gateway in plan.gateways:
+        for tunnel in gateway.tunnels:
+            _, out, _ = lab.sh(gateway.name, f"cat {PATHS.psk_file(tunnel.interface)} 2>/dev/null",
+                               check=False)  # fmt: skip
+            found[(gateway.name, tunnel.interface)] = out.strip()
+    return found
+
+
+def live_keys(lab: Lab, gw: str) -> dict[str, str]:
+    """The preshared key each live interface of ``gw`` uses, by interface."""
+    _, out, _ = lab.sh(gw, "ip netns exec private wg show all preshared-keys")
+    return {line.split("\t")[0]: line.split("\t")[2] for line in out.splitlines() if line}
+
+
+def assert_pairs_agree(lab: Lab, plan: FleetPlan) -> dict[tuple[str, str], str]:
+    """Both ends of every tunnel hold the same key, in their file and live; keys differ
+    between tunnels. Returns the keys."""
+    keys = keys_on(lab, plan)
+    live = {gw.name: live_keys(lab, gw.name) for gw in plan.gateways}
+    for gateway in plan.gateways:
+        for tunnel in gateway.tunnels:
+            back = next(t for t in plan.gateway(tunnel.peer).tunnels if t.peer == gateway.name)
+            mine = keys[(gateway.name, tunnel.interface)]
+            assert len(mine) == 44, f"{gateway.name} {tunnel.interface} has no key file"
+            assert mine == keys[(tunnel.peer, back.interface)], f"{gateway.name} {tunnel.interface}"
+            assert live[gateway.name][tunnel.interface] == mine
+    assert len(set(keys.values())) == len(keys) // 2, "one key per tunnel"
+    return keys
+
+
+def secrets_in(keys: Iterable[str], *roots: Path) -> list[str]:
+    """Files under ``roots`` that hold any of the keys (the control machine's side)."""
+    wanted = {k.encode() for k in keys if k}
+    hits = []
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and any(k in path.read_bytes() for k in wanted):
+                hits.append(str(path))
+    return hits
+
+
+def run_book(book: Path, inventory: Path, records: Path) -> tuple[str, Path | None, str]:
+    engine = Engine(
+        load_runbook(book),
+        load(inventory, save_allocations_file=False),
+        Options(yes=True, records=records, out=io.StringIO()),
+    )
+    outcome = engine.run()
+    printed = engine.options.out.getvalue()  # type: ignore[attr-defined]
+    print(printed)
+    return outcome.result, outcome.record, printed
+
+
+@pytest.fixture(scope="module")
+def with_psk(lab: Lab, converged: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The converged inventory with preshared keys on, applied; switched off again after."""
+    inventory = tmp_path_factory.mktemp("psk") / "inventory"
+    shutil.copytree(converged, inventory)
+    defaults = yaml.safe_load((inventory / "defaults.yaml").read_text())
+    defaults["data"]["fleet"]["preshared_keys"] = True
+    (inventory / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+    report = apply_fleet(load(inventory, save_allocations_file=False), progress=None)
+    assert report.exit_status == 0, report.outcomes
+    for outcome in report.outcomes:
+        assert outcome.status == "changed"
+        assert "set a new preshared key for" in outcome.diff
+    keys = assert_pairs_agree(lab, _plan(inventory))
+    text = "".join(o.message + o.diff for o in report.outcomes)
+    assert not any(k in text for k in keys.values()), "a key in the apply report"
+    yield inventory
+    # Switching them off clears the live keys and deletes the files, at every end.
+    report = apply_fleet(load(converged, save_allocations_file=False), progress=None)
+    assert report.exit_status == 0, report.outcomes
+    plan = _plan(converged)
+    assert set(keys_on(lab, plan).values()) == {""}
+    for gateway in plan.gateways:
+        assert set(live_keys(lab, gateway.name).values()) == {"(none)"}
+        _, out, _ = lab.sh(gateway.name, f"ls {PATHS.wireguard_dir}")
+        assert ".psk" not in out
+    wait_healthy(converged)
+
+
+def test_preshared_keys_are_set_up_at_both_ends_and_verified(
+    lab: Lab, with_psk: Path, tmp_path: Path
+) -> None:
+    plan = _plan(with_psk)
+    for gateway in plan.gateways:
+        _, out, _ = lab.sh(gateway.name, f"stat -c '%a %U' {PATHS.wireguard_dir}/*.psk")
+        assert set(out.split("\n")[:-1]) == {"600 root"}
+    run = wait_healthy(with_psk)
+    found = [f for f in run.verdict.findings if f.check == "tunnel.psk"]  # type: ignore[attr-defined]
+    assert len(found) == 24 and {f.severity for f in found} == {"ok"}
+    # A second apply changes nothing and writes no key.
+    keys = keys_on(lab, plan)
+    report = apply_fleet(load(with_psk, save_allocations_file=False), progress=None)
+    assert {o.status for o in report.outcomes} == {"ok"}
+    assert keys_on(lab, plan) == keys
+
+
+def test_an_end_with_another_key_is_found_and_apply_gives_the_pair_a_new_one(
+    lab: Lab, with_psk: Path, tmp_path: Path
+) -> None:
+    plan = _plan(with_psk)
+    before = keys_on(lab, plan)
+    # V2-1's wg1 (towards V1-1) gets a key of its own, file and live: the session goes on
+    # (no handshake until the next rekey) but the next handshake would fail.
+    lab.sh("V2-1", f"umask 077; wg genpsk > {PATHS.psk_file('wg1')} && "
+                   f"ip netns exec private wg set wg1 peer $(ip netns exec private wg show wg1 "
+                   f"peers) preshared-key {PATHS.psk_file('wg1')}")  # fmt: skip
+    run = verify_fleet(load(with_psk, save_allocations_file=False))
+    bad = {(f.gateway, f.object): f.message for f in run.verdict.problems()
+           if f.check == "tunnel.psk"}  # fmt: skip
+    assert set(bad) == {("V1-1", "wg3"), ("V2-1", "wg1")}
+    assert "differs from V2-1's wg1" in bad[("V1-1", "wg3")]
+
+    # Only one end in the run: that tunnel is held, said so, and left as it is.
+    report = apply_fleet(load(with_psk, save_allocations_file=False), limit=["V1-1"], progress=None)
+    (outcome,) = report.outcomes
+    assert "left wg3 as it is" in outcome.message and "--limit V1-1,V2-1" in outcome.message
+    assert keys_on(lab, plan)[("V1-1", "wg3")] == before[("V1-1", "wg3")]
+
+    # Both ends: a new key for that pair only.
+    report = apply_fleet(
+        load(with_psk, save_allocations_file=False), limit=["V1-1", "V2-1"], progress=None
+    )
+    assert report.exit_status == 0, report.outcomes
+    after = assert_pairs_agree(lab, plan)
+    changed = {end for end in after if after[end] != before[end]}
+    assert changed == {("V1-1", "wg3"), ("V2-1", "wg1")}
+    wait_healthy(with_psk)
+
+
+def test_rotate_keys_rotates_the_preshared_keys_and_keeps_none_on_the_control_machine(
+    lab: Lab, with_psk: Path, tmp_path: Path
+) -> None:
+    plan = _plan(with_psk)
+    before = keys_on(lab, plan)
+    result, record, printed = run_book(RUNBOOKS / "rotate-keys.yaml", with_psk, tmp_path / "rec")
+    assert result == "success", printed
+    assert "preshared keys of 9 tunnels: written at both ends" in printed  # wave 1
+    after = assert_pairs_agree(lab, plan)
+    assert all(after[end] != before[end] for end in after), "every tunnel has a new key"
+    # The gate waited for fresh handshakes with the new private keys: the new preshared
+    # keys work. The old ones are gone from the gateways once the wave held.
+    for gateway in plan.gateways:
+        _, out, _ = lab.sh(gateway.name, f"ls -a {PATHS.wireguard_dir}")
+        assert ".psk.prev" not in out and "private.key.prev" not in out
+    assert record is not None
+    assert secrets_in([*before.values(), *after.values()], tmp_path, with_psk) == []
+    wait_healthy(with_psk)
+
+
+def test_a_failed_rotation_puts_the_previous_keys_back_at_both_ends(
+    lab: Lab, with_psk: Path, tmp_path: Path
+) -> None:
+    plan = _plan(with_psk)
+    keys_before = keys_on(lab, plan)
+    public_before = {g.name: lab.sh(g.name, f"cat {PATHS.public_key}")[1] for g in plan.gateways}
+    book = tmp_path / "rotate-short-gate.yaml"
+    book.write_text(
+        "name: rotate-short-gate\ndescription: rotate-keys with a gate that cannot pass\n"
+        "strategy: one-gateway-per-site\non_failure: rollback\ntimeouts: {gate: 15}\n"
+        "wave:\n  - rotate-keys: {preshared: true}\n"
+        "  - gate: {sessions: established, ecmp: restored, handshakes: fresh}\n"
+    )
+    # V1-1's tunnel towards V3-1 (wg5, port 5805) passes no UDP: its new handshake cannot
+    # happen, so wave 1's gate fails and the rotation must be undone at both ends.
+    lab.sh("V1-1", "nft add table inet psktest && nft add chain inet psktest input "
+           "'{ type filter hook input priority 0; }' && "
+           "nft add rule inet psktest input udp dport 5805 drop")  # fmt: skip
+    try:
+        result, _, printed = run_book(book, with_psk, tmp_path / "rec")
+        assert result == "rolled-back", printed
+    finally:
+        lab.sh("V1-1", "nft delete table inet psktest", check=False)
+    assert keys_on(lab, plan) == keys_before
+    assert {g.name: lab.sh(g.name, f"cat {PATHS.public_key}")[1] for g in plan.gateways} == (
+        public_before
+    )
+    assert_pairs_agree(lab, plan)
+    # With the old keys back everywhere, every tunnel handshakes again.
+    wait_healthy(with_psk)
