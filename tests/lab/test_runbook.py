@@ -6,10 +6,7 @@ Every test starts from the converged, healthy fleet (`converged`) and leaves it 
 from __future__ import annotations
 
 import io
-import re
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ import yaml
 
 from tests.lab.conftest import Lab, wait_healthy
 from tests.lab.helpers import PATHS, fingerprint
+from tests.lab.pathping import Measurement, PathPing, leftovers, phases_from_journal
 from wgfleet.fleet import load
 from wgfleet.lab import manager
 from wgfleet.runbook.engine import Engine, LockedError, Options, Outcome
@@ -66,40 +64,39 @@ def live_bird(lab: Lab, gw: str) -> str:
                       "configure status | tail -1")[1]  # fmt: skip
 
 
-class Pinger:
-    """A continuous ping between two site hosts, through the VPN (every 50 ms)."""
+class Pinger(PathPing):
+    """Continuous pings (every 50 ms) from site 1's host to site 3's host through the VPN:
+    over each path separately (path k pinned to the tunnel V1-k <-> V3-k, see pathping)
+    and over the host's own ECMP default route; a context manager that removes whatever
+    it added (addresses, rules, routes, pings) even on failure."""
 
-    def __init__(self, lab: Lab, target: str = "2001:db8:a3::1") -> None:
-        netns = lab.topo.sites[0].netns
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, "ping", "-i", "0.05", "-W", "1", target],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+    HOLD_TIME = 6.0  # the fleet's BGP hold time: the most traffic a flow may lose
 
-    def stop(self) -> tuple[int, int]:
-        """Stop by PID; return (sent, lost)."""
-        self.proc.send_signal(signal.SIGINT)
-        out, _ = self.proc.communicate(timeout=10)
-        match = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-        assert match, out
-        sent, received = int(match.group(1)), int(match.group(2))
-        return sent, sent - received
+    def __init__(self, lab: Lab) -> None:
+        super().__init__(lab.topo)
+
+    def check(self, runbook: str, measured: Measurement, record: Path | None) -> None:
+        """Print every flow's figures; no flow loses more than one hold time of traffic,
+        and the two paths never lose packets at the same time."""
+        waves = phases_from_journal(read_journal(record / "journal.jsonl")) if record else []
+        print(f"{runbook}: pings every 50 ms between site 1 and site 3 (one hold time is "
+              f"{self.HOLD_TIME:.0f} s)\n{measured.report(waves)}")  # fmt: skip
+        for flow in measured.flows:
+            assert flow.sent > 50, flow
+            assert flow.lost_seconds <= self.HOLD_TIME, f"{flow.name}: lost more than one hold time"
+        assert measured.overlap_seconds == 0, f"both paths lost packets at once: {measured.both}"
 
 
 def test_rollout_of_a_changed_setting_keeps_the_sites_connected(
     lab: Lab, converged: Path, tmp_path: Path
 ) -> None:
     inventory = changed_inventory(converged, tmp_path, hold_time=9)
-    pinger = Pinger(lab)
-    try:
+    with Pinger(lab) as pinger:
         outcome = run_book(inventory, tmp_path)
-    finally:
-        sent, lost = pinger.stop()
-    print(f"rollout.yaml: {lost} of {sent} pings lost between site 1 and site 3 "
-          f"({lost * 0.05:.2f} s of traffic; one hold time is 6 s)")  # fmt: skip
+        measured = pinger.stop()
+    assert leftovers(lab.topo) == [], "the pings' addresses, rules and routes are gone"
     assert outcome.result == "success", outcome.message
-    assert lost * 0.05 <= 6.0, "lost more than one BGP hold time of traffic"
-    assert sent > 50
+    pinger.check("rollout.yaml", measured, outcome.record)
     for gw in ("V1-1", "V3-2"):
         assert "hold time 9;" in lab.sh(gw, f"cat {PATHS.bird_config}")[1]
         assert "unconfirmed" not in live_bird(lab, gw)
@@ -244,15 +241,12 @@ def test_two_runs_at_once_the_second_refuses_and_names_the_holder(
 def test_rotate_keys_keeps_the_sites_connected(lab: Lab, converged: Path, tmp_path: Path) -> None:
     names = [gw.name for gw in lab.topo.gateways]
     before = {n: lab.sh(n, f"wg pubkey < {PATHS.private_key}")[1].strip() for n in names}
-    pinger = Pinger(lab)
-    try:
+    with Pinger(lab) as pinger:
         outcome = run_book(converged, tmp_path, name="rotate-keys")
-    finally:
-        sent, lost = pinger.stop()
-    print(f"rotate-keys.yaml: {lost} of {sent} pings lost between site 1 and site 3 "
-          f"({lost * 0.05:.2f} s of traffic; one hold time is 6 s)")  # fmt: skip
+        measured = pinger.stop()
+    assert leftovers(lab.topo) == [], "the pings' addresses, rules and routes are gone"
     assert outcome.result == "success", outcome.message
-    assert lost * 0.05 <= 6.0, "lost more than one BGP hold time of traffic"
+    pinger.check("rotate-keys.yaml", measured, outcome.record)
     after = {n: lab.sh(n, f"wg pubkey < {PATHS.private_key}")[1].strip() for n in names}
     assert all(after[n] != before[n] for n in names), "every gateway has a new key"
     journal = (outcome.record / "journal.jsonl").read_text()  # type: ignore[operator]
