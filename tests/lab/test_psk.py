@@ -10,6 +10,7 @@ import io
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -214,4 +215,51 @@ def test_a_failed_rotation_puts_the_previous_keys_back_at_both_ends(
     )
     assert_pairs_agree(lab, plan)
     # With the old keys back everywhere, every tunnel handshakes again.
+    wait_healthy(with_psk)
+
+
+def test_an_interrupted_rotation_is_rolled_back_or_resumed_with_the_right_keys(
+    lab: Lab, with_psk: Path, tmp_path: Path
+) -> None:
+    plan = _plan(with_psk)
+    keys_before = keys_on(lab, plan)
+    public_before = {g.name: lab.sh(g.name, f"cat {PATHS.public_key}")[1] for g in plan.gateways}
+    book = tmp_path / "rotate-stepwise.yaml"
+    book.write_text(
+        "name: rotate-stepwise\ndescription: rotate-keys, a pause, the gate\n"
+        "wave:\n  - rotate-keys: {preshared: true}\n  - pause: 'wave {wave} rotated: go on?'\n"
+        "  - gate: {sessions: established, ecmp: restored, handshakes: fresh}\n"
+    )
+
+    def interrupt(question: str) -> str:
+        raise KeyboardInterrupt
+
+    def engine(ask: Any) -> Engine:
+        return Engine(load_runbook(book), load(with_psk, save_allocations_file=False),
+                      Options(ask=ask, records=tmp_path / "rec", out=io.StringIO()))  # fmt: skip
+
+    # Interrupted in wave 1, after its keys were replaced: rolled back to the old keys.
+    with pytest.raises(KeyboardInterrupt):
+        engine(interrupt).run()
+    (record,) = (tmp_path / "rec").iterdir()
+    assert keys_on(lab, plan)[("V1-1", "wg3")] != keys_before[("V1-1", "wg3")]
+    assert engine(interrupt).rollback(record).result == "rolled-back"
+    assert keys_on(lab, plan) == keys_before
+    assert {g.name: lab.sh(g.name, f"cat {PATHS.public_key}")[1] for g in plan.gateways} == (
+        public_before
+    )
+    assert_pairs_agree(lab, plan)
+    wait_healthy(with_psk)
+
+    # Interrupted again, then resumed: every key new, both ends agree, none left behind.
+    with pytest.raises(KeyboardInterrupt):
+        engine(interrupt).run()
+    record = max((tmp_path / "rec").iterdir())
+    outcome = engine(lambda question: "yes").resume(record)
+    assert outcome.result == "success", outcome.message
+    after = assert_pairs_agree(lab, plan)
+    assert all(after[end] != keys_before[end] for end in after)
+    for gateway in plan.gateways:
+        _, out, _ = lab.sh(gateway.name, f"ls -a {PATHS.wireguard_dir}")
+        assert ".psk.prev" not in out and "private.key.prev" not in out
     wait_healthy(with_psk)

@@ -412,3 +412,24 @@ def test_a_step_event_after_its_verify_or_pause_event_is_one_line() -> None:
     assert sum("before[0]" in line for line in lines) == 1
     assert "- wave[0] (pause) pause: **yes** — Decommission V1-1?" in lines
     assert "- after[0] (verify) post: **failed** (1.0 s) — verification failed" in lines
+
+
+def test_the_keys_a_wave_replaced_come_from_its_latest_attempt() -> None:
+    from wgfleet.runbook.engine import journaled_rotation
+
+    events = [
+        {"event": "wave-start", "wave": 1},
+        {"event": "rotated", "wave": 1, "keys": ["V1-1", "V2-1"]},
+        {"event": "rotated", "wave": 1, "psk": {"V1-1": ["wg3"], "V2-1": ["wg1"]}},
+        {"event": "wave-start", "wave": 2},
+        {"event": "rotated", "wave": 2, "keys": ["V1-2"]},
+    ]
+    assert journaled_rotation(events, 1) == (
+        ["V1-1", "V2-1"],
+        {"V1-1": ["wg3"], "V2-1": ["wg1"]},
+    )
+    assert journaled_rotation(events, 2) == (["V1-2"], {})
+    assert journaled_rotation(events, 3) == ([], {})
+    # Resumed: the wave starts over, and what its first attempt replaced was put back.
+    resumed = [*events, {"event": "wave-start", "wave": 1}]
+    assert journaled_rotation(resumed, 1) == ([], {})

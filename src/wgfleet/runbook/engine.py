@@ -182,6 +182,10 @@ class Engine:
         if point.state == "in-wave" and first < len(waves):
             # Our own tried BIRD config of the interrupted wave: revert it, then redo the wave.
             self._nornir(waves[first].gateways).run(task=undo_bird, plan=self.loaded.plan)
+            # Keys it already replaced go back first, so that the redone rotation keeps the
+            # originals as ``.prev`` (what a rollback of the resumed wave must restore).
+            self.rotated, self.rotated_psks = journaled_rotation(events, first + 1)
+            self._restore_keys()
         return self._finish(
             locked,
             lambda: self._execute(waves, first=first, before=first == 0, snapshot=snapshot),
@@ -198,10 +202,7 @@ class Engine:
         self.snapshots = _journaled_snapshot(events, number)
         if not self.snapshots:
             raise RunbookError(f"{record}: wave {number} has no snapshot to roll back to")
-        for event in events:
-            if event.get("event") == "rotated" and event.get("wave") == number:
-                self.rotated = list(event.get("keys", self.rotated))
-                self.rotated_psks = dict(event.get("psk", self.rotated_psks))
+        self.rotated, self.rotated_psks = journaled_rotation(events, number)
         self._rollback(wave)
         self._event("wave-end", wave=number, status="rolled-back")
         message = f"wave {number} rolled back after the interruption"
@@ -509,13 +510,19 @@ class Engine:
         return {name: multi[0].result for name, multi in result.items() if not multi.failed}
 
     def _rollback(self, wave: Wave) -> None:
+        self._restore_keys()
+        self._rollback_gateways(wave, list(self.snapshots))
+
+    def _restore_keys(self) -> None:
+        """Put back the keys this wave replaced (files only: the rollback or the redone
+        wave then feeds them to the interfaces)."""
         if self.rotated:
             self._nornir(self.rotated).run(task=restore_key, plan=self.loaded.plan)
         if self.rotated_psks:
             self._nornir(list(self.rotated_psks)).run(
                 task=restore_psks, plan=self.loaded.plan, interfaces=self.rotated_psks
             )
-        self._rollback_gateways(wave, list(self.snapshots))
+        self.rotated, self.rotated_psks = [], {}
 
     def _rollback_gateways(self, wave: Wave, names: list[str]) -> None:
         if not names:
@@ -620,6 +627,22 @@ def _journaled_snapshot(events: list[dict[str, Any]], wave: int) -> dict[str, Sn
         if event.get("event") == "snapshot" and event.get("wave") == wave:
             return {n: Snapshot.from_json(raw) for n, raw in event["gateways"].items()}
     return {}
+
+
+def journaled_rotation(
+    events: list[dict[str, Any]], wave: int
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The private keys (gateways) and preshared keys (gateway → interfaces) that wave
+    ``wave`` replaced, from the journal's ``rotated`` events of its latest attempt."""
+    keys: list[str] = []
+    psks: dict[str, list[str]] = {}
+    for event in events:
+        if event.get("event") == "wave-start" and event.get("wave") == wave:
+            keys, psks = [], {}  # a resumed wave starts over
+        if event.get("event") == "rotated" and event.get("wave") == wave:
+            keys = list(event.get("keys", keys))
+            psks = {str(k): list(v) for k, v in event.get("psk", psks).items()}
+    return keys, psks
 
 
 def _finding(f: Finding) -> dict[str, Any]:
