@@ -343,70 +343,16 @@ class PathPing:
         table = str(_TABLE_BASE + 100 * path + candidate)
         via_src, via_dst = (str(gw.lan6.ip) for gw in self._ends(path))
         s, d = self.src.netns, self.dst.netns
-        self._ip(
-            s,
-            "addr",
-            "add",
-            f"{address}/{net.prefixlen}",
-            "dev",
-            "br0",
-            "nodad",
-            undo=["addr", "del", f"{address}/{net.prefixlen}", "dev", "br0"],
-        )
-        self._ip(
-            s,
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            via_src,
-            "dev",
-            "br0",
-            "table",
-            table,
-            undo=["-6", "route", "flush", "table", table],
-        )
-        self._ip(
-            s,
-            "-6",
-            "rule",
-            "add",
-            "from",
-            address,
-            "lookup",
-            table,
-            "pref",
-            table,
-            undo=["-6", "rule", "del", "pref", table],
-        )
-        self._ip(
-            d,
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            via_dst,
-            "dev",
-            "br0",
-            "table",
-            table,
-            undo=["-6", "route", "flush", "table", table],
-        )
-        self._ip(
-            d,
-            "-6",
-            "rule",
-            "add",
-            "to",
-            address,
-            "lookup",
-            table,
-            "pref",
-            table,
-            undo=["-6", "rule", "del", "pref", table],
-        )
+        cidr = f"{address}/{net.prefixlen}"
+        flush, unrule = f"-6 route flush table {table}", f"-6 rule del pref {table}"
+        for netns, args, undo in (
+            (s, f"addr add {cidr} dev br0 nodad", f"addr del {cidr} dev br0"),
+            (s, f"-6 route add default via {via_src} dev br0 table {table}", flush),
+            (s, f"-6 rule add from {address} lookup {table} pref {table}", unrule),
+            (d, f"-6 route add default via {via_dst} dev br0 table {table}", flush),
+            (d, f"-6 rule add to {address} lookup {table} pref {table}", unrule),
+        ):
+            self._ip(netns, *args.split(), undo=undo.split())
         return address
 
     def _drop_last_source(self) -> None:

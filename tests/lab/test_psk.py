@@ -48,6 +48,11 @@ def live_keys(lab: Lab, gw: str) -> dict[str, str]:
     return {line.split("\t")[0]: line.split("\t")[2] for line in out.splitlines() if line}
 
 
+def public_keys(lab: Lab, plan: FleetPlan) -> dict[str, str]:
+    """Every gateway's public key, as its key file says."""
+    return {g.name: lab.sh(g.name, f"cat {PATHS.public_key}")[1] for g in plan.gateways}
+
+
 def assert_pairs_agree(lab: Lab, plan: FleetPlan) -> dict[tuple[str, str], str]:
     """Both ends of every tunnel hold the same key, in their file and live; keys differ
     between tunnels. Returns the keys."""
@@ -131,6 +136,9 @@ def test_preshared_keys_are_set_up_at_both_ends_and_verified(
     report = apply_fleet(load(with_psk, save_allocations_file=False), progress=None)
     assert {o.status for o in report.outcomes} == {"ok"}
     assert keys_on(lab, plan) == keys
+    # One connection per gateway; one round trip more than without preshared keys (the
+    # fingerprints of both ends are read before anything is decided).
+    assert set(report.ssh.values()) == {(1, 3)}
 
 
 def test_an_end_with_another_key_is_found_and_apply_gives_the_pair_a_new_one(
@@ -191,7 +199,7 @@ def test_a_failed_rotation_puts_the_previous_keys_back_at_both_ends(
 ) -> None:
     plan = _plan(with_psk)
     keys_before = keys_on(lab, plan)
-    public_before = {g.name: lab.sh(g.name, f"cat {PATHS.public_key}")[1] for g in plan.gateways}
+    public_before = public_keys(lab, plan)
     book = tmp_path / "rotate-short-gate.yaml"
     book.write_text(
         "name: rotate-short-gate\ndescription: rotate-keys with a gate that cannot pass\n"
@@ -210,9 +218,7 @@ def test_a_failed_rotation_puts_the_previous_keys_back_at_both_ends(
     finally:
         lab.sh("V1-1", "nft delete table inet psktest", check=False)
     assert keys_on(lab, plan) == keys_before
-    assert {g.name: lab.sh(g.name, f"cat {PATHS.public_key}")[1] for g in plan.gateways} == (
-        public_before
-    )
+    assert public_keys(lab, plan) == public_before
     assert_pairs_agree(lab, plan)
     # With the old keys back everywhere, every tunnel handshakes again.
     wait_healthy(with_psk)
@@ -223,7 +229,7 @@ def test_an_interrupted_rotation_is_rolled_back_or_resumed_with_the_right_keys(
 ) -> None:
     plan = _plan(with_psk)
     keys_before = keys_on(lab, plan)
-    public_before = {g.name: lab.sh(g.name, f"cat {PATHS.public_key}")[1] for g in plan.gateways}
+    public_before = public_keys(lab, plan)
     book = tmp_path / "rotate-stepwise.yaml"
     book.write_text(
         "name: rotate-stepwise\ndescription: rotate-keys, a pause, the gate\n"
@@ -245,9 +251,7 @@ def test_an_interrupted_rotation_is_rolled_back_or_resumed_with_the_right_keys(
     assert keys_on(lab, plan)[("V1-1", "wg3")] != keys_before[("V1-1", "wg3")]
     assert engine(interrupt).rollback(record).result == "rolled-back"
     assert keys_on(lab, plan) == keys_before
-    assert {g.name: lab.sh(g.name, f"cat {PATHS.public_key}")[1] for g in plan.gateways} == (
-        public_before
-    )
+    assert public_keys(lab, plan) == public_before
     assert_pairs_agree(lab, plan)
     wait_healthy(with_psk)
 

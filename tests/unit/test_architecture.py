@@ -13,7 +13,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "src" / "wgfleet"
 # The pure core: no SSH, no Nornir connections, no lab, no CLI.
-CORE = ("model", "errors", "plan", "allocations", "render", "paths")
+CORE = (
+    "model",
+    "errors",
+    "plan",
+    "allocations",
+    "render",
+    "paths",
+    "commands",
+    "facts",
+    "converge",
+    "observation",
+    "findings",
+    "psk",
+)
 CORE_PREFIXES = ("inventory", "parsers", "checks", "report")
 FORBIDDEN = ("paramiko", "wgfleet.connection", "wgfleet.tasks", "wgfleet.cli", "wgfleet.lab",
              "wgfleet.runbook", "subprocess", "socket")  # fmt: skip
