@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import TextIO
 
 from nornir.core import Nornir
 from nornir.core.inventory import Host
@@ -22,16 +22,15 @@ from nornir.core.task import AggregatedResult, MultiResult, Task
 
 from wgfleet.allocations import load_allocations, save_allocations
 from wgfleet.connection import CONNECTION_NAME, WgSsh
-from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
+from wgfleet.errors import BadInputError, ExitStatus, Problem
 from wgfleet.fleet_psk import PskRun, converge_psks, uses_psk
 from wgfleet.inventory import load_fleet, load_nornir
 from wgfleet.model import Fleet
+from wgfleet.outcomes import Outcome, outcomes
 from wgfleet.plan import FleetPlan, plan_fleet
-from wgfleet.ssh_errors import SshError
 from wgfleet.tasks import apply_gateway, ensure_keys
 
 ALLOCATIONS_FILE = "allocations.yaml"
-Status = Literal["ok", "changed", "failed", "unreachable"]
 
 
 @dataclass(frozen=True)
@@ -79,17 +78,6 @@ def select(nr: Nornir, limit: Sequence[str] | None) -> Nornir:
 
 
 @dataclass
-class Outcome:
-    """What happened on one gateway."""
-
-    host: str
-    status: Status
-    message: str = ""
-    diff: str = ""
-    seconds: float = 0.0
-
-
-@dataclass
 class RunReport:
     """Outcomes of a fleet-wide run, in inventory order."""
 
@@ -109,69 +97,6 @@ class RunReport:
         if "unreachable" in statuses:
             return ExitStatus.UNREACHABLE
         return ExitStatus.OK
-
-
-def _is_unreachable(exc: BaseException | None) -> bool:
-    """True when the failure is the SSH connection itself (refused, timed out, host key …)."""
-    while exc is not None:
-        if isinstance(exc, SshError):
-            return True
-        nested = _first_exception(getattr(exc, "result", None))
-        exc = nested if nested is not None else exc.__cause__
-    return False
-
-
-def _first_exception(result: Any) -> BaseException | None:
-    if isinstance(result, MultiResult):
-        for sub in result:
-            if sub.exception is not None:
-                return sub.exception
-    return None
-
-
-def failure_message(multi: MultiResult) -> str:
-    """The most specific message among a host's results (innermost failure first)."""
-    for result in reversed(list(multi)):
-        if not result.failed:
-            continue
-        if result.exception is not None and not type(result.exception).__name__.startswith(
-            "Nornir"
-        ):
-            exc = result.exception
-            return str(exc) if isinstance(exc, WgfleetError) else f"{type(exc).__name__}: {exc}"
-        if isinstance(result.result, str) and result.result:
-            return result.result
-    return "failed (see the log)"
-
-
-def outcomes(
-    result: AggregatedResult, hosts: Iterable[str], timings: dict[str, float]
-) -> list[Outcome]:
-    """One Outcome per host, unreachable told apart from failed."""
-    found: list[Outcome] = []
-    for name in hosts:
-        multi = result.get(name)
-        if multi is None:
-            continue
-        seconds = timings.get(name, 0.0)
-        diff = "".join(f"--- {r.name} ---\n{r.diff}" for r in list(multi)[1:] if r.diff)
-        if multi.failed:
-            exc = next((r.exception for r in multi if r.exception is not None), None)
-            unreachable = _is_unreachable(exc)
-            found.append(
-                Outcome(
-                    name,
-                    "unreachable" if unreachable else "failed",
-                    failure_message(multi),
-                    diff,
-                    seconds,
-                )
-            )
-            continue
-        top = multi[0]
-        status: Status = "changed" if multi.changed else "ok"
-        found.append(Outcome(name, status, str(top.result or ""), diff, seconds))
-    return found
 
 
 class Progress:
@@ -225,16 +150,26 @@ def nornir_for(loaded: Loaded, workers: int) -> Nornir:
 
 
 def collect_public_keys(
-    nr: Nornir, loaded: Loaded, targets: set[str], *, check: bool
+    nr: Nornir,
+    loaded: Loaded,
+    targets: set[str],
+    *,
+    check: bool,
+    prepare: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[dict[str, str], AggregatedResult]:
-    """Ensure keys on the targets (generate if missing) and read them from their peers."""
+    """Ensure keys on the targets (generate if missing) and read them from their peers.
+
+    Peers in ``prepare`` (later waves of the same runbook run) get a key generated too:
+    a file on the gateway, nothing live, so that tunnels towards them can be built now.
+    """
     peers = {t.peer for name in targets for t in loaded.plan.gateway(name).tunnels} - targets
+    making = targets | (peers & set(prepare))
     keys: dict[str, str] = {}
-    result = nr.filter(filter_func=lambda h: h.name in targets).run(
+    result = nr.filter(filter_func=lambda h: h.name in making).run(
         task=ensure_keys, plan=loaded.plan, dry_run=check, on_failed=True, name="ensure_keys"
     )
-    if peers:
-        peer_result = nr.filter(filter_func=lambda h: h.name in peers).run(
+    if peers - making:
+        peer_result = nr.filter(filter_func=lambda h: h.name in peers - making).run(
             task=ensure_keys, plan=loaded.plan, dry_run=True, on_failed=True, name="read_public_key"
         )
         for name, multi in peer_result.items():
@@ -256,12 +191,16 @@ def apply_fleet(
     progress: TextIO | None = sys.stderr,
     parts: tuple[str, ...] = ("keys", "namespace", "tunnels", "bird"),
     bird_confirm_timeout: int | None = None,
+    prepare: Sequence[str] = (),
 ) -> RunReport:
     """Converge the selected gateways; return one outcome per gateway.
 
     ``parts`` and ``bird_confirm_timeout`` serve runbooks: converge only some parts (keys
     are always read; generated only with ``keys``), and try BIRD configs with an automatic
-    revert (see :func:`wgfleet.tasks.converge_bird`).
+    revert (see :func:`wgfleet.tasks.converge_bird`). ``prepare`` names the gateways of
+    later waves of the same run: their private keys and the preshared keys they share with
+    the selected gateways are made now (files only, nothing live on them changes), so that
+    the tunnels towards them are built in this wave and come up when theirs comes.
     """
     started = time.monotonic()
     nr = nornir_for(loaded, workers)
@@ -270,8 +209,9 @@ def apply_fleet(
         targets = [
             h for h in selected.inventory.hosts if h in {g.name for g in loaded.plan.gateways}
         ]
+        prepared = set(prepare) - set(targets)
         keys, key_result = collect_public_keys(
-            nr, loaded, set(targets), check=check or "keys" not in parts
+            nr, loaded, set(targets), check=check or "keys" not in parts, prepare=prepared
         )
         failed_keys = [name for name in targets if key_result[name].failed]
         report = RunReport("apply", check)
@@ -279,7 +219,7 @@ def apply_fleet(
         ready = [name for name in targets if name not in failed_keys]
         psk = PskRun()
         if "tunnels" in parts and uses_psk(loaded.plan):
-            psk = converge_psks(nr, loaded.plan, ready, check=check)
+            psk = converge_psks(nr, loaded.plan, ready, check=check, writable=prepared)
             report.outcomes += [Outcome(n, "failed", m) for n, m in psk.failed.items()]
             ready = [name for name in ready if name not in psk.failed]
         meter = Progress(len(ready), progress)  # timings always; lines only with a stream
@@ -299,6 +239,11 @@ def apply_fleet(
         )
         timings = meter.timings
         report.outcomes += outcomes(result, ready, timings)
+        report.outcomes += [
+            Outcome(name, "changed", "prepared for its own wave (key files only, nothing live)")
+            for name in sorted(prepared - set(psk.failed))
+            if (name in key_result and key_result[name].changed) or psk.diffs.get(name)
+        ]
         for outcome in report.outcomes:
             if outcome.host in key_result and key_result[outcome.host].changed:
                 outcome.status = "changed" if outcome.status == "ok" else outcome.status
@@ -307,7 +252,7 @@ def apply_fleet(
                 outcome.status = "changed" if outcome.status == "ok" else outcome.status
                 outcome.diff = f"--- preshared keys ---\n{psk.diffs[outcome.host]}" + outcome.diff
         order = {name: i for i, name in enumerate(targets)}
-        report.outcomes.sort(key=lambda o: order.get(o.host, 0))
+        report.outcomes.sort(key=lambda o: order.get(o.host, len(order)))
         report.seconds = time.monotonic() - started
         report.ssh = ssh_counters(nr)
         return report

@@ -8,11 +8,12 @@ memory for the length of one Nornir run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from wgfleet.observation import PskState
+from wgfleet.outcomes import failure_message
 from wgfleet.plan import FleetPlan
 from wgfleet.psk import PskPair, decide
 from wgfleet.tasks.psk import install_psks, new_psk, read_psks
@@ -50,8 +51,6 @@ def write_pairs(
     nr: Any, plan: FleetPlan, pairs: Sequence[PskPair], *, check: bool
 ) -> tuple[dict[str, str], dict[str, str]]:
     """A new key per pair, written to both ends; returns (diffs, failures) per gateway."""
-    from wgfleet.fleet import failure_message
-
     keys: dict[str, dict[str, str]] = {}
     for pair in pairs:
         secret = new_psk()
@@ -71,10 +70,18 @@ def write_pairs(
     return diffs, failed
 
 
-def converge_psks(nr: Any, plan: FleetPlan, targets: Sequence[str], *, check: bool) -> PskRun:
-    """Read, decide, write: see the module docstring."""
+def converge_psks(
+    nr: Any,
+    plan: FleetPlan,
+    targets: Sequence[str],
+    *,
+    check: bool,
+    writable: Collection[str] = (),
+) -> PskRun:
+    """Read, decide, write: see the module docstring. ``writable`` names peers outside
+    ``targets`` whose key files may be written too (later waves of the same run)."""
     names = set(targets) | {t.peer for name in targets for t in plan.gateway(name).tunnels}
-    decision = decide(plan, set(targets), read_fingerprints(nr, plan, names))
+    decision = decide(plan, set(targets), read_fingerprints(nr, plan, names), set(writable))
     diffs, failed = write_pairs(nr, plan, decision.provision, check=check)
     held = {name: dict(interfaces) for name, interfaces in decision.held.items()}
     for pair in decision.provision:

@@ -77,12 +77,14 @@ def decide(
     plan: FleetPlan,
     targets: Collection[str],
     fingerprints: dict[str, dict[str, PskState]],
+    writable: Collection[str] = (),
 ) -> PskDecision:
     """Which pairs touching ``targets`` need a new key, and which must be held.
 
     ``fingerprints`` holds what could be read, per gateway (a gateway missing from it could
     not be reached). A pair whose key files exist and agree needs nothing here (each end's
-    apply then feeds its interface the file).
+    apply then feeds its interface the file). A pair whose other end is in ``writable``
+    (a later wave of the same runbook run) gets its key at both ends now.
     """
     provision: list[PskPair] = []
     held: dict[str, dict[str, str]] = {}
@@ -91,7 +93,9 @@ def decide(
         if all(f is not None for f in files) and files[0] == files[1]:
             continue
         unread = [e.gateway for e in pair.ends if e.gateway not in fingerprints]
-        outside = [e.gateway for e in pair.ends if e.gateway not in targets]
+        outside = [
+            e.gateway for e in pair.ends if e.gateway not in targets and e.gateway not in writable
+        ]
         if not unread and not outside:
             provision.append(pair)
             continue

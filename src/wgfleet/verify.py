@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from wgfleet.checks import evaluate
 from wgfleet.errors import ExitStatus
 from wgfleet.findings import VerifyRun
-from wgfleet.fleet import Loaded, failure_message, nornir_for, select
+from wgfleet.fleet import Loaded, nornir_for, select
 from wgfleet.observation import Observation
+from wgfleet.outcomes import failure_message
 from wgfleet.tasks import collect_observation
 
 

@@ -267,3 +267,36 @@ def test_an_interrupted_rotation_is_rolled_back_or_resumed_with_the_right_keys(
         _, out, _ = lab.sh(gateway.name, f"ls -a {PATHS.wireguard_dir}")
         assert ".psk.prev" not in out and "private.key.prev" not in out
     wait_healthy(with_psk)
+
+
+def test_add_site_brings_a_fresh_site_in_with_keys_made_for_later_waves(
+    lab: Lab, with_psk: Path, tmp_path: Path
+) -> None:
+    # The fleet without site 3, applied: sites 1 and 2 drop their tunnels towards it.
+    smaller = tmp_path / "two-sites"
+    shutil.copytree(with_psk, smaller)
+    groups = yaml.safe_load((smaller / "groups.yaml").read_text())
+    del groups["site3"]
+    (smaller / "groups.yaml").write_text(yaml.safe_dump(groups))
+    hosts = yaml.safe_load((smaller / "hosts.yaml").read_text())
+    (smaller / "hosts.yaml").write_text(
+        yaml.safe_dump({k: v for k, v in hosts.items() if not k.startswith("V3-")})
+    )
+    report = apply_fleet(load(smaller, save_allocations_file=False), progress=None)
+    assert report.exit_status == 0, report.outcomes
+    # Site 3's gateways as new ones: no key, no tunnel, no BIRD of ours.
+    for gw in ("V3-1", "V3-2"):
+        lab.sh(gw, f"birdc -s {PATHS.bird_socket} down >/dev/null 2>&1; "
+                   "for i in $(ip netns exec private wg show interfaces); do "
+                   "ip -n private link del $i; done; "
+                   f"rm -rf {PATHS.wireguard_dir} {PATHS.bird_config}*")  # fmt: skip
+
+    # add-site.yaml, one gateway per site: V3-2 (wave 2) gets its private key and the
+    # preshared keys it shares with wave 1's gateways in wave 1, so their tunnels towards
+    # it are built then and come up when V3-2's side does.
+    result, _, printed = run_book(RUNBOOKS / "add-site.yaml", with_psk, tmp_path / "rec")
+    assert result == "success", printed
+    assert "left" not in printed, "no tunnel left out"
+    assert "V3-2: changed prepared for its own wave" in printed
+    assert_pairs_agree(lab, _plan(with_psk))
+    wait_healthy(with_psk)

@@ -144,6 +144,22 @@ def test_a_pair_whose_other_end_is_not_in_the_run_is_held_and_says_how_to_fix_it
     assert "V2-1" in why and "--limit V1-1,V2-1" in why
 
 
+def test_a_pair_whose_other_end_comes_in_a_later_wave_gets_its_key_now(plan: FleetPlan) -> None:
+    fresh = {g.name: {} for g in plan.gateways}
+    wave = {"V1-1", "V2-1", "V3-1"}
+    later = {"V1-2", "V2-2", "V3-2"}
+    decision = decide(plan, wave, fresh, later)  # type: ignore[arg-type]
+    assert decision.held == {}
+    assert len(decision.provision) == 9  # every tunnel of wave 1's gateways, both ends
+    assert (
+        decide(plan, wave, fresh, {"V1-2"})
+        .held["V1-1"]["wg4"]
+        .endswith(  # type: ignore[arg-type]
+            "(--limit V1-1,V2-2)"
+        )
+    )
+
+
 def test_a_pair_whose_other_end_could_not_be_read_is_held(plan: FleetPlan) -> None:
     prints = _fingerprints(plan)
     prints["V1-1"]["wg3"] = PskState()

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
-from wgfleet.fleet import Loaded, apply_fleet, failure_message, nornir_for, select
+from wgfleet.fleet import Loaded, apply_fleet, nornir_for, select
+from wgfleet.outcomes import failure_message
 from wgfleet.runbook import (
     Runbook,
 )

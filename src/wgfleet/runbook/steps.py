@@ -18,8 +18,9 @@ from typing import Any, TextIO
 from nornir.core.task import Result, Task
 
 from wgfleet.findings import Finding
-from wgfleet.fleet import Loaded, apply_fleet, failure_message, nornir_for
+from wgfleet.fleet import Loaded, apply_fleet, nornir_for
 from wgfleet.fleet_psk import write_pairs
+from wgfleet.outcomes import failure_message
 from wgfleet.plan import FleetPlan
 from wgfleet.psk import by_gateway, psk_pairs
 from wgfleet.runbook import (
@@ -128,10 +129,16 @@ class WaveSteps:
         return answer != "refused"
 
     def _apply(self, step: Step, wave: Wave, parts: tuple[str, ...]) -> bool:
+        # Gateways of later waves get their key files now (nothing live), so that this
+        # wave builds its tunnels towards them; a failed gateway's site partner does not.
+        plan = self.loaded.plan
+        failed_sites = {plan.gateway(g).site.number for g in self.failed}
+        later = sorted(g for g in self.targets - self.done - self.failed
+                       if plan.gateway(g).site.number not in failed_sites)  # fmt: skip
         report = apply_fleet(
             self.loaded, limit=list(wave.gateways), workers=self.options.workers,
             progress=None, parts=parts, bird_confirm_timeout=int(self.remaining + 60),
-            templates_dir=self.options.templates,
+            templates_dir=self.options.templates, prepare=later,
         )  # fmt: skip
         for outcome in report.outcomes:
             self._event("host", wave=wave.number, step=step.title, gateway=outcome.host,
