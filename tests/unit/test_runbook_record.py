@@ -21,9 +21,9 @@ from wgfleet.runbook.record import (
     read_journal,
     record_directory,
     redact,
-    render_summary,
     resume_point,
 )
+from wgfleet.runbook.summary import render_summary
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "wgfleet" / "runbook"
 T0 = datetime(2026, 11, 26, 2, 0, 0, tzinfo=UTC)
@@ -322,7 +322,8 @@ def test_summary_uses_the_engines_stopped_at_and_a_longer_fence_for_backticks() 
     assert "**Stopped at wave 1, step wave[0] (apply)**: bird -p refused the config." in md
     assert "Undone: nothing." in md
     assert "`````diff\n" + diff + "`````" in md
-    assert "| V1-1 | FAILED: bird -p: syntax error |" in md
+    # Both of V1-1's results in that step: the worst status, the time, every message.
+    assert "| V1-1 | FAILED (2.5 s): bird -p: syntax error |" in md
 
 
 def test_summary_of_a_check_run_and_of_a_run_stopped_before_the_waves() -> None:
@@ -376,7 +377,7 @@ def test_summary_of_the_journal_written_to_disk(tmp_path: Path) -> None:
 # --- purity ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["__init__", "schema", "waves", "record"])
+@pytest.mark.parametrize("module", ["__init__", "schema", "waves", "record", "summary", "gates"])
 def test_the_runbook_core_is_pure(module: str) -> None:
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     imported: set[str] = set()
@@ -412,6 +413,26 @@ def test_a_step_event_after_its_verify_or_pause_event_is_one_line() -> None:
     assert sum("before[0]" in line for line in lines) == 1
     assert "- wave[0] (pause) pause: **yes** — Decommission V1-1?" in lines
     assert "- after[0] (verify) post: **failed** (1.0 s) — verification failed" in lines
+
+
+def test_a_step_reporting_several_results_shows_them_all_worst_status_first() -> None:
+    events = journal_of(
+        START,
+        ev("wave-start", wave=1, gateways=["V1-1"]),
+        ev("host", wave=1, step="wave[0] (rotate-keys)", gateway="V1-1", status="changed",
+           message="new key"),
+        ev("host", wave=1, step="wave[0] (rotate-keys)", gateway="V1-1", status="changed",
+           message="new preshared keys: wg3, wg4"),
+        ev("host", wave=1, step="wave[0] (rotate-keys)", gateway="V1-1", status="changed",
+           seconds=0.9, message="4 tunnels, 8 BGP sessions"),
+        ev("wave-end", wave=1, status="ok"),
+        ev("run-end", result="success", message=""),
+    )  # fmt: skip
+    md = render_summary(events)
+    assert (
+        "| V1-1 | changed (0.9 s): new key; new preshared keys: wg3, wg4; 4 tunnels, "
+        "8 BGP sessions |"
+    ) in md
 
 
 def test_the_keys_a_wave_replaced_come_from_its_latest_attempt() -> None:

@@ -170,7 +170,8 @@ def _unlock(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from wgfleet.runbook.record import read_journal, render_summary
+    from wgfleet.runbook.record import read_journal
+    from wgfleet.runbook.summary import render_summary
 
     print(render_summary(read_journal(args.record / "journal.jsonl")), end="")
     return int(ExitStatus.OK)

@@ -27,11 +27,11 @@ from wgfleet.runbook.record import (
     Journal,
     read_journal,
     record_directory,
-    render_summary,
     resume_point,
 )
 from wgfleet.runbook.schema import check_change, check_targets
 from wgfleet.runbook.steps import Options, WaveSteps
+from wgfleet.runbook.summary import render_summary
 from wgfleet.runbook.waves import Wave, plan_waves
 from wgfleet.tasks.bird import confirm_bird, undo_bird
 from wgfleet.tasks.psk import forget_previous_keys, restore_psks
