@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fleets import hub_spoke_fleet
 from tests.unit import observations as obs
 from wgfleet import commands as cmd
-from wgfleet.allocations import load_allocations
+from wgfleet.allocations import Allocations, load_allocations
 from wgfleet.checks import evaluate
 from wgfleet.converge import psk_matches, tunnel_steps, wg_matches
 from wgfleet.errors import BadInputError
@@ -344,3 +345,20 @@ def test_a_missing_extra_or_pending_key_is_a_warning(plan: FleetPlan) -> None:
     fleet["V1-1"] = _with_psk(plan, fleet["V1-1"], {"wg3": "a" * 16})
     (extra,) = [f for f in evaluate(_plan(False), fleet).findings if f.check == "tunnel.psk"]
     assert extra.severity == "warning" and "the plan does not" in extra.message
+
+
+def test_hub_and_spoke_pairs_are_the_hub_tunnels_only() -> None:
+    fleet = hub_spoke_fleet(hubs=2, spokes=3)
+    fleet = dataclasses.replace(
+        fleet, settings=dataclasses.replace(fleet.settings, preshared_keys=True)
+    )
+    plan, _ = plan_fleet(fleet, Allocations())
+    pairs = psk_pairs(plan, [g.name for g in plan.gateways])
+    tunnels = sum(len(g.tunnels) for g in plan.gateways)
+    assert len(pairs) * 2 == tunnels  # every tunnel end belongs to exactly one pair
+    ends = [end for pair in pairs for end in pair.ends]
+    assert len(set(ends)) == tunnels
+    hubs = {s.number for s in plan.sites if s.role == "hub"}
+    for pair in pairs:  # spokes only ever pair with a hub
+        sites = {plan.gateway(end.gateway).site.number for end in pair.ends}
+        assert sites & hubs
