@@ -34,13 +34,18 @@ def read_psks(task: Task, plan: FleetPlan) -> Result:
 
 
 def install_psks(
-    task: Task, plan: FleetPlan, keys: dict[str, dict[str, str]], dry_run: bool | None = None
+    task: Task,
+    plan: FleetPlan,
+    keys: dict[str, dict[str, str]],
+    dry_run: bool | None = None,
+    keep_previous: bool = False,
 ) -> Result:
     """Write this gateway's share of ``keys`` (gateway → interface → key) to its key files.
 
-    The replaced file of each is kept as ``<if>.psk.prev`` (a stale one is removed first,
-    so ``.prev`` always means "before this run"); the live interfaces are not touched: each
-    end's apply (or rollback) feeds them.
+    With ``keep_previous`` (a rotation that may be rolled back) the replaced file of each is
+    kept as ``<if>.psk.prev``; a stale one is removed first either way, so ``.prev`` always
+    means "before this run" and no old key lingers. The live interfaces are not touched:
+    each end's apply (or rollback) feeds them.
     """
     paths = paths_of(plan)
     mine = keys.get(task.host.name, {})
@@ -57,7 +62,9 @@ def install_psks(
     run(task, f"rm -f {stale}", what="removing stale previous key files")
     connection = conn(task)
     for name in sorted(mine):
-        connection.write_file(paths.psk_file(name), mine[name] + "\n", mode=0o600)
+        connection.write_file(
+            paths.psk_file(name), mine[name] + "\n", mode=0o600, keep_previous=keep_previous
+        )
     return Result(host=task.host, changed=True, diff=diff, result=sorted(mine))
 
 

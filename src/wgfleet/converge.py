@@ -274,7 +274,16 @@ def tunnel_steps(
         steps.append(
             Step(
                 f"remove the preshared key files of {', '.join(stale_keys)} (none planned)",
-                (" ".join(["rm -f", *(cmd.q(paths.psk_file(n)) for n in stale_keys)]),),
+                (
+                    " ".join(
+                        ["rm -f"]
+                        + [
+                            cmd.q(paths.psk_file(n) + end)
+                            for n in stale_keys
+                            for end in ("", ".prev")
+                        ]
+                    ),
+                ),
             )
         )
     steps.extend(_removals(plan, facts, paths, wanted))

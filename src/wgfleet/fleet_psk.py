@@ -48,9 +48,10 @@ def read_fingerprints(nr: Any, plan: FleetPlan, names: set[str]) -> dict[str, di
 
 
 def write_pairs(
-    nr: Any, plan: FleetPlan, pairs: Sequence[PskPair], *, check: bool
+    nr: Any, plan: FleetPlan, pairs: Sequence[PskPair], *, check: bool, keep_previous: bool = False
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """A new key per pair, written to both ends; returns (diffs, failures) per gateway."""
+    """A new key per pair, written to both ends; returns (diffs, failures) per gateway.
+    ``keep_previous`` keeps the replaced keys as ``.prev`` (for a rotation's rollback)."""
     keys: dict[str, dict[str, str]] = {}
     for pair in pairs:
         secret = new_psk()
@@ -61,7 +62,7 @@ def write_pairs(
     try:
         result = nr.filter(filter_func=lambda h: h.name in keys).run(
             task=install_psks, plan=plan, keys=keys, dry_run=check, on_failed=True,
-            name="install_psks",
+            name="install_psks", keep_previous=keep_previous,
         )  # fmt: skip
     finally:
         keys.clear()

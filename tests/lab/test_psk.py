@@ -171,6 +171,8 @@ def test_an_end_with_another_key_is_found_and_apply_gives_the_pair_a_new_one(
     after = assert_pairs_agree(lab, plan)
     changed = {end for end in after if after[end] != before[end]}
     assert changed == {("V1-1", "wg3"), ("V2-1", "wg1")}
+    for gw in ("V1-1", "V2-1"):  # the replaced key is not kept: apply has no rollback
+        assert ".psk.prev" not in lab.sh(gw, f"ls -a {PATHS.wireguard_dir}")[1]
     wait_healthy(with_psk)
 
 

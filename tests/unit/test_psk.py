@@ -256,7 +256,8 @@ def test_turning_preshared_keys_off_clears_them_and_removes_the_files(
         "remove the preshared key files of wg3, wg4, wg5, wg6 (none planned)"
     )
     assert removal.commands == (
-        "rm -f " + " ".join(PATHS.psk_file(f"wg{n}") for n in (3, 4, 5, 6)),
+        "rm -f "
+        + " ".join(PATHS.psk_file(f"wg{n}") + end for n in (3, 4, 5, 6) for end in ("", ".prev")),
     )
 
 

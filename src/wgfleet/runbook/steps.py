@@ -214,7 +214,9 @@ class WaveSteps:
         self._event("rotated", wave=wave.number, psk=self.rotated_psks)
         nr = nornir_for(self.loaded, self.options.workers)
         try:
-            diffs, failed = write_pairs(nr, self.loaded.plan, pairs, check=False)
+            diffs, failed = write_pairs(
+                nr, self.loaded.plan, pairs, check=False, keep_previous=True
+            )
         finally:
             nr.close_connections(on_good=True, on_failed=True)
         for name, interfaces in self.rotated_psks.items():
