@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nornir.core.task import Task
 
+from wgfleet import commands as cmd
 from wgfleet.connection import WgSsh, gateway_connection
 from wgfleet.converge import FileChange, Step
 from wgfleet.errors import WgfleetError
@@ -50,10 +51,28 @@ def report(files: list[FileChange], steps: list[Step], dry_run: bool) -> str:
 
 
 def apply_changes(task: Task, files: list[FileChange], steps: list[Step]) -> None:
-    """Write the files atomically, then run each step's commands in order."""
+    """Write the files atomically, then run every step's commands in order, in one round
+    trip (:func:`wgfleet.commands.batch`), stopping at the first that fails.
+
+    Raises:
+        ApplyError: A command failed: the message names the host, its step, the exit
+            status, what that command printed on stderr, and the command itself.
+    """
     connection = conn(task)
     for change in files:
         connection.write_file(change.path, change.content, mode=change.mode)
-    for step in steps:
-        for command in step.commands:
-            run(task, command, what=step.description)
+    flat = [(step, command) for step in steps for command in step.commands]
+    if not flat:
+        return
+    # Each command keeps the time it had when it ran alone.
+    timeout = connection.session.settings.command_timeout * len(flat)
+    result = connection.run(cmd.batch([c for _, c in flat]), check=False, timeout=timeout)
+    if result.exit_status == 0:
+        return
+    index, stderr = cmd.batch_failure(str(result.stderr))
+    step, command = flat[index] if index is not None else (None, "(the batch script)")
+    what = step.description if step else "applying the changes"
+    raise ApplyError(
+        f"{task.host.name}: {what} failed (exit {result.exit_status}): "
+        f"{(stderr or result.stdout).strip()[-800:]}\n  command: {command}"
+    )

@@ -60,6 +60,33 @@ def psk_fingerprints(paths: GatewayPaths, interfaces: list[str]) -> str:
     )
 
 
+BATCH_MARK = "### wgfleet command "
+
+
+def batch(commands: list[str]) -> str:
+    """One script running ``commands`` in order, each in its own subshell, stopping at the
+    first that fails with its exit status (one round trip for a whole change).
+
+    Before each command a marker line (``### wgfleet command N``) goes to stderr, so
+    :func:`batch_failure` can tell which command failed and what it alone printed.
+    """
+    return "".join(
+        f"echo '{BATCH_MARK}{n}' >&2\n( {c}\n) || exit $?\n" for n, c in enumerate(commands)
+    )
+
+
+def batch_failure(stderr: str) -> tuple[int | None, str]:
+    """The index of the command a failed :func:`batch` stopped at, and its own stderr."""
+    index: int | None = None
+    own: list[str] = []
+    for line in stderr.splitlines():
+        if line.startswith(BATCH_MARK) and line[len(BATCH_MARK) :].strip().isdigit():
+            index, own = int(line[len(BATCH_MARK) :]), []
+        else:
+            own.append(line)
+    return index, "\n".join(own)
+
+
 def in_netns(namespace: str, command: str) -> str:
     """Run ``command`` (a shell command line) inside a network namespace."""
     return f"ip netns exec {q(namespace)} sh -c {q(command)}"

@@ -252,6 +252,26 @@ def test_a_changed_peer_setting_is_updated_in_place(
     )
 
 
+def test_a_failing_command_names_its_step_and_stops_the_change(
+    lab: Lab, inventories: dict[str, Path], apply: Any
+) -> None:
+    # V1-1's wg3 replaced by a veth of that name: WireGuard cannot configure it.
+    lab.sh(
+        "V1-1", "ip -n private link del wg3 && ip -n private link add wg3 type veth peer name wg3p"
+    )
+    try:
+        status, out = apply(inventories["full"], "--limit", "V1-1")
+        assert status == 4, out
+        assert "V1-1: update wg3 towards V2-1 in place failed (exit 1): " in out
+        assert "command: ip netns exec private sh -c" in out and "wg syncconf wg3" in out
+    finally:
+        lab.sh("V1-1", "ip -n private link del wg3", check=False)
+    status, out = apply(inventories["full"], "--limit", "V1-1")
+    assert status == 0, out
+    wait_for(lambda: all_established(lab, ALL, expected_sessions(ALL)), timeout=CONVERGE_TIMEOUT,
+             what="V1-1's wg3 back")  # fmt: skip
+
+
 def test_no_private_key_leaves_a_gateway(
     lab: Lab, inventories: dict[str, Path], outputs: list[str], tmp_path: Path, run_cli: Any
 ) -> None:

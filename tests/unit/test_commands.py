@@ -438,3 +438,36 @@ def _mgmt_section(stub_dir: Path, outer: str, env: dict[str, str]) -> str | None
 def test_gather_finds_the_ssh_interface_with_or_without_sudo(tmp_path: Path, outer: str) -> None:
     env = {"SSH_CONNECTION": "192.0.2.10 50022 192.0.2.1 22"}
     assert _mgmt_section(tmp_path, outer, env) == "lan0"
+
+
+# --- one round trip for a whole change --------------------------------------------------------
+
+
+def test_a_batch_runs_every_command_in_order_in_one_shell(tmp_path: Path) -> None:
+    commands = [
+        "echo one > log",
+        # `exit 0` ends its own subshell only: what comes next still runs.
+        "for i in 1 2; do [ $i = 2 ] && exit 0; done",
+        "echo 'two; # not a comment' >> log",
+        "cat log",
+    ]
+    done = _sh(cmd.batch(commands), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "one\ntwo; # not a comment\n"
+    assert cmd.batch_failure(done.stderr) == (3, "")
+
+
+def test_a_batch_stops_at_the_first_failure_and_says_which(tmp_path: Path) -> None:
+    commands = ["echo fine >&2", "echo 'RTNETLINK answers: File exists' >&2; exit 2", "touch ran"]
+    done = _sh(cmd.batch(commands), tmp_path)
+    assert done.returncode == 2
+    assert not (tmp_path / "ran").exists()
+    index, stderr = cmd.batch_failure(done.stderr)
+    assert (index, stderr) == (1, "RTNETLINK answers: File exists")
+
+
+def test_a_batch_failure_without_markers_keeps_all_of_stderr() -> None:
+    assert cmd.batch_failure("sudo: a password is required") == (
+        None,
+        "sudo: a password is required",
+    )
