@@ -377,7 +377,9 @@ def test_summary_of_the_journal_written_to_disk(tmp_path: Path) -> None:
 # --- purity ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["__init__", "schema", "waves", "record", "summary", "gates"])
+@pytest.mark.parametrize(
+    "module", ["__init__", "schema", "schema_values", "waves", "record", "summary", "gates"]
+)
 def test_the_runbook_core_is_pure(module: str) -> None:
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     imported: set[str] = set()

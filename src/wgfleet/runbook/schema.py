@@ -12,9 +12,7 @@ gateways. The model (``Runbook``, ``Step``, the per-kind arguments) lives in
 
 from __future__ import annotations
 
-import math
 import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -26,7 +24,6 @@ from wgfleet import inventory_values as v
 from wgfleet.errors import BadInputError, Problem
 from wgfleet.inventory_yaml import StrictLoader, load_yaml
 from wgfleet.runbook import (
-    APPLY_PARTS,
     STEP_KINDS,
     STRATEGIES,
     WAVE_ONLY,
@@ -35,7 +32,6 @@ from wgfleet.runbook import (
     GateArgs,
     OnFailure,
     PauseArgs,
-    Require,
     RotateKeysArgs,
     Runbook,
     Step,
@@ -45,6 +41,8 @@ from wgfleet.runbook import (
     Timeouts,
     VerifyArgs,
 )
+from wgfleet.runbook import schema_values as sv
+from wgfleet.runbook.schema_values import PLACEHOLDERS, check_change
 
 __all__ = [
     "ApplyArgs",
@@ -63,28 +61,9 @@ __all__ = [
     "parse_runbook",
 ]
 
-TIMEOUT_MAX = 86400.0  # a day: anything longer is a typo (minutes meant as seconds…)
 MAX_FAILURES_MAX = 100000
 _TOP_KEYS = ("name", "description", "change", "targets", "strategy", "batch_size",
              "on_failure", "max_failures", "timeouts", "before", "wave", "after")  # fmt: skip
-_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
-_CHANGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#+-]{0,63}")
-_TARGET = re.compile(r"[A-Za-z0-9_.-]+")
-_PLACEHOLDERS: dict[str, tuple[str, ...]] = {  # also the phases, in order
-    "before": ("waves", "gateways"),
-    "wave": ("waves", "gateways", "wave", "hosts"),
-    "after": ("waves", "gateways"),
-}
-
-
-def check_change(value: str) -> str | None:
-    """Return why ``value`` is not a valid change reference (also for ``--change``), or None."""
-    if _CHANGE.fullmatch(value):
-        return None
-    return (
-        f"{value!r} is not a change reference: up to 64 letters, digits and . _ : / # + -, "
-        "starting with a letter or digit"
-    )
 
 
 def check_targets(runbook: Runbook, names_known: set[str]) -> list[Problem]:
@@ -199,7 +178,6 @@ _STEP_KEYS: dict[str, tuple[str, ...]] = {
     "rotate-keys": ("preshared",),
     "decommission": (),
 }
-_GATE_VALUES = {"sessions": "established", "ecmp": "restored", "handshakes": "fresh"}
 
 
 @dataclass
@@ -218,9 +196,9 @@ class _Reader:
         section = v.Section.open(top, "", document, ("name", "description"), _TOP_KEYS[2:])
         if section is None:
             return None
-        name = section.read("name", _name, "")
+        name = section.read("name", sv.name, "")
         description = section.read("description", v.text, "")
-        change = section.read("change", _change, None)
+        change = section.read("change", sv.change, None)
         targets, limit_required = self._targets(section)
         strategy = cast(Strategy, section.read("strategy", v.choice(*STRATEGIES), STRATEGIES[0]))
         batch_size = section.read("batch_size", v.integer(1, MAX_FAILURES_MAX), None)
@@ -232,8 +210,8 @@ class _Reader:
         on_failure = section.read("on_failure", v.choice("rollback", "stop"), "rollback")
         max_failures = section.read("max_failures", v.integer(0, MAX_FAILURES_MAX), 0)
         timeouts = self._timeouts(section)
-        phases = {phase: self._steps(section, phase, timeouts) for phase in _PLACEHOLDERS}
-        if not any(phase in section.data for phase in _PLACEHOLDERS):
+        phases = {phase: self._steps(section, phase, timeouts) for phase in PLACEHOLDERS}
+        if not any(phase in section.data for phase in PLACEHOLDERS):
             top.add("wave", "the runbook has no steps: add `wave`, `before` or `after` steps")
         self._rules(phases["wave"], targets is None and not limit_required)
         return Runbook(
@@ -264,15 +242,15 @@ class _Reader:
                 "targets", f"must be all, limit or a list of host and group names, got {got}{hint}"
             )
             return (), False
-        return tuple(dict.fromkeys(v.list_of(_target)(self.top, "targets", value))), False
+        return tuple(dict.fromkeys(v.list_of(sv.target)(self.top, "targets", value))), False
 
     def _timeouts(self, section: v.Section) -> Timeouts:
         sub = section.section("timeouts", optional=("step", "gate"))
         if sub is None:
             return Timeouts()
         return Timeouts(
-            step=sub.read("step", _seconds(positive=True), Timeouts.step),
-            gate=sub.read("gate", _seconds(positive=True), Timeouts.gate),
+            step=sub.read("step", sv.seconds(positive=True), Timeouts.step),
+            gate=sub.read("gate", sv.seconds(positive=True), Timeouts.gate),
         )
 
     def _steps(self, section: v.Section, phase: str, timeouts: Timeouts) -> tuple[Step, ...]:
@@ -317,8 +295,8 @@ class _Reader:
         args = v.Section.open(scope, path, {} if raw is None else raw, required, optional)
         if args is None:
             return None
-        timeout = args.read("timeout", _seconds(positive=True), None)
-        parsed, label = _arguments(kind, args, phase, timeout)
+        timeout = args.read("timeout", sv.seconds(positive=True), None)
+        parsed, label = sv.arguments(kind, args, phase, timeout)
         if isinstance(parsed, VerifyArgs):
             limit = timeout if timeout is not None else timeouts.step
             if parsed.wait >= limit:
@@ -327,7 +305,7 @@ class _Reader:
                     f"waiting {parsed.wait:g} s cannot end within the step's timeout of "
                     f"{limit:g} s: raise `timeout`",
                 )
-        name = args.read("name", _label, label)
+        name = args.read("name", sv.label, label)
         return Step(cast(StepKind, kind), parsed, name, timeout, where)
 
     def _rules(self, wave: tuple[Step, ...], targets_all: bool) -> None:
@@ -354,108 +332,3 @@ class _Reader:
                 "a runbook that decommissions must not target every gateway: write "
                 "`targets: limit` (a run then needs --limit) or list the gateways",
             )
-
-
-def _arguments(
-    kind: str, args: v.Section, phase: str, timeout: float | None
-) -> tuple[StepArgs, str]:
-    """The parsed arguments of one step and its default label."""
-    if kind == "verify":
-        require = args.read("require", v.choice("healthy", "no-critical", "any"), "healthy")
-        wait = args.read("wait", _seconds(positive=False), 0.0)
-        return VerifyArgs(cast(Require, require), wait), f"verify {require}"
-    if kind == "pause":
-        message = args.read("message", v.text, "")
-        _placeholders(args.scope, args.field("message"), message, _PLACEHOLDERS[phase])
-        return PauseArgs(message), "pause"
-    if kind == "apply":
-        parts = args.read("parts", v.list_of(v.choice(*APPLY_PARTS), nonempty=True), APPLY_PARTS)
-        if len(set(parts)) != len(parts):
-            args.scope.add(args.field("parts"), "lists a part more than once")
-        ordered = tuple(part for part in APPLY_PARTS if part in parts)
-        label = "apply" if ordered == APPLY_PARTS else "apply " + ", ".join(ordered)
-        return ApplyArgs(ordered), label
-    if kind == "gate":
-        found = {key: args.read(key, v.choice(value), None) for key, value in _GATE_VALUES.items()}
-        if not any(key in args.data for key in _GATE_VALUES):
-            args.scope.add(
-                args.path,
-                "a gate needs at least one condition: sessions: established, ecmp: restored or "
-                "handshakes: fresh",
-            )
-        gate = GateArgs(
-            sessions="established" if found["sessions"] else None,
-            ecmp="restored" if found["ecmp"] else None,
-            handshakes="fresh" if found["handshakes"] else None,
-            timeout=timeout,
-        )
-        return gate, "gate " + ", ".join(key for key, value in found.items() if value)
-    if kind == "rotate-keys":
-        preshared = args.read("preshared", v.boolean, False)
-        return RotateKeysArgs(preshared), "rotate-keys" + (" +preshared" if preshared else "")
-    return DecommissionArgs(), "decommission"
-
-
-def _seconds(*, positive: bool) -> v.Parser[float]:
-    """Parser of seconds: a finite number (not a boolean), > 0 or >= 0, at most a day."""
-
-    def parse(scope: v.Scope, where: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            scope.fail(where, f"must be a number of seconds, got {v.describe(value)}")
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            scope.fail(
-                where, f"must be {'greater than' if positive else 'at least'} 0, got {value}"
-            )
-        if value > TIMEOUT_MAX:
-            scope.fail(where, f"must be at most {TIMEOUT_MAX:g} seconds (a day), got {value}")
-        return float(value)
-
-    return parse
-
-
-def _name(scope: v.Scope, where: str, value: Any) -> str:
-    text = v.text(scope, where, value)
-    if not _NAME.fullmatch(text):
-        scope.fail(
-            where,
-            f"{text!r} must be lower-case letters, digits and '-' (at most 64, not starting or "
-            "ending with '-'): it names locks and records",
-        )
-    return text
-
-
-def _change(scope: v.Scope, where: str, value: Any) -> str:
-    text = v.text(scope, where, str(value) if type(value) is int else value)
-    message = check_change(text)
-    if message:
-        scope.fail(where, message)
-    return text
-
-
-def _target(scope: v.Scope, where: str, value: Any) -> str:
-    text = v.shell_safe(scope, where, v.text(scope, where, value))
-    if "," in text:
-        scope.fail(where, f"one name per list item, got {text!r}")
-    if not _TARGET.fullmatch(text):
-        scope.fail(where, f"{text!r} is not a host or group name (letters, digits, _ . -)")
-    return text
-
-
-def _label(scope: v.Scope, where: str, value: Any) -> str:
-    text = v.text(scope, where, value)
-    if "\n" in text or len(text) > 80:
-        scope.fail(where, "must be one line of at most 80 characters")
-    return text
-
-
-def _placeholders(scope: v.Scope, where: str, message: str, allowed: tuple[str, ...]) -> None:
-    try:
-        names = [name for _, name, _, _ in string.Formatter().parse(message) if name is not None]
-    except ValueError as exc:
-        scope.add(where, f"{exc}: write {{{{ and }}}} for literal braces")
-        return
-    for name in names:
-        if name not in allowed:
-            choices = ", ".join("{" + a + "}" for a in allowed)
-            hint = v.suggestion(name, allowed)
-            scope.add(where, f"unknown placeholder {{{name}}} here; use {choices}{hint}")
