@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,7 @@ def with_psk(lab: Lab, converged: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_preshared_keys_are_set_up_at_both_ends_and_verified(
-    lab: Lab, with_psk: Path, tmp_path: Path
+    lab: Lab, with_psk: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
 ) -> None:
     plan = _plan(with_psk)
     for gateway in plan.gateways:
@@ -131,6 +131,11 @@ def test_preshared_keys_are_set_up_at_both_ends_and_verified(
     run = wait_healthy(with_psk)
     found = [f for f in run.verdict.findings if f.check == "tunnel.psk"]  # type: ignore[attr-defined]
     assert len(found) == 24 and {f.severity for f in found} == {"ok"}
+    # Every report format the CLI stores: the checks are there, no key is.
+    status, out, _ = run_cli("verify", "-i", str(with_psk), "--reports", str(tmp_path / "reports"))
+    assert status == 0, out
+    assert "tunnel.psk" in (tmp_path / "reports" / "latest" / "report.json").read_text()
+    assert secrets_in(keys_on(lab, plan).values(), tmp_path) == []
     # A second apply changes nothing and writes no key.
     keys = keys_on(lab, plan)
     report = apply_fleet(load(with_psk, save_allocations_file=False), progress=None)
