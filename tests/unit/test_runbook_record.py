@@ -378,7 +378,8 @@ def test_summary_of_the_journal_written_to_disk(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["__init__", "schema", "schema_values", "waves", "record", "summary", "gates"]
+    "module",
+    ["__init__", "schema", "schema_values", "waves", "record", "summary", "gates", "describe"],
 )
 def test_the_runbook_core_is_pure(module: str) -> None:
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())

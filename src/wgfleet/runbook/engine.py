@@ -23,6 +23,7 @@ from wgfleet.outcomes import failure_message
 from wgfleet.runbook import (
     Runbook,
 )
+from wgfleet.runbook.describe import describe
 from wgfleet.runbook.record import (
     Journal,
     read_journal,
@@ -366,7 +367,15 @@ class Engine(WaveSteps):
             self._say(message)
 
     def _check(self, waves: list[Wave]) -> Outcome:
+        plan = self.loaded.plan
+        for step in self.runbook.before:
+            self._say(f"{step.title}: would {describe(self.runbook, step, [], plan)}")
         for wave in waves:
+            self._say(f"=== wave {wave.number}: {', '.join(wave.gateways)}")
+            for step in self.runbook.wave:
+                self._say(
+                    f"  {step.title}: would {describe(self.runbook, step, wave.gateways, plan)}"
+                )
             report = apply_fleet(self.loaded, limit=list(wave.gateways), check=True,
                                  workers=self.options.workers, progress=None,
                                  templates_dir=self.options.templates)  # fmt: skip
@@ -374,6 +383,8 @@ class Engine(WaveSteps):
                 self._say(f"=== wave {wave.number}: {outcome.host}: {outcome.status}")
                 if outcome.diff:
                     self._say(outcome.diff)
+        for step in self.runbook.after:
+            self._say(f"{step.title}: would {describe(self.runbook, step, [], plan)}")
         self._say("check: nothing was changed")
         return Outcome("checked", None)
 
