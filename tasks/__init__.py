@@ -18,6 +18,7 @@ from wgfleet.tasks.converge import (
     ensure_keys,
     gather_facts,
 )
+from wgfleet.tasks.psk import install_psks, read_psks
 from wgfleet.tasks.verify import collect_observation
 
 __all__ = [
@@ -29,5 +30,7 @@ __all__ = [
     "converge_tunnels",
     "ensure_keys",
     "gather_facts",
+    "install_psks",
+    "read_psks",
     "undo_bird",
 ]
