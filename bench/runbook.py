@@ -31,7 +31,7 @@ from tests.lab.pathping import Measurement, PathPing, phases_from_journal
 
 from wgfleet.fleet import apply_fleet, load
 from wgfleet.lab import manager
-from wgfleet.lab.topology import build_topology
+from wgfleet.lab.topology import LabTopology, build_topology
 from wgfleet.runbook.engine import Engine, Options
 from wgfleet.runbook.record import read_journal
 from wgfleet.runbook.schema import load_runbook
@@ -68,6 +68,27 @@ def run_book(name: str, inventory: Path, records: Path) -> Path:
     return outcome.record
 
 
+def with_setting(source: Path, target: Path, key: str, value: object) -> Path:
+    """A copy of the inventory at ``source`` with one ``data.fleet`` setting changed."""
+    shutil.copytree(source, target)
+    defaults = yaml.safe_load((target / "defaults.yaml").read_text())
+    defaults["data"]["fleet"][key] = value
+    (target / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+    return target
+
+
+def timed_run(
+    topo: LabTopology, name: str, inventory: Path, records: Path
+) -> tuple[Path, float, Measurement]:
+    """Run a shipped runbook under a per-path ping: (record, seconds, what was lost)."""
+    with PathPing(topo) as pinger:
+        started = time.perf_counter()
+        record = run_book(name, inventory, records)
+        seconds = time.perf_counter() - started
+        measured = pinger.stop()
+    return record, seconds, measured
+
+
 def main() -> None:
     topo = build_topology(3, 2, name=NAME, port=PORT, state_root=ROOT)
     manager.down(NAME, ROOT)
@@ -78,11 +99,7 @@ def main() -> None:
         shutil.copytree(topo.state_dir / "inventory", base)
         apply_fleet(load(base, save_allocations_file=True), progress=None)
         healthy(base)
-        changed = work / "changed"
-        shutil.copytree(base, changed)
-        defaults = yaml.safe_load((changed / "defaults.yaml").read_text())
-        defaults["data"]["fleet"]["bgp"] = {"hold_time": 9}
-        (changed / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+        changed = with_setting(base, work / "changed", "bgp", {"hold_time": 9})
 
         started = time.perf_counter()
         apply_fleet(load(changed, save_allocations_file=False), progress=None)
@@ -91,11 +108,7 @@ def main() -> None:
         apply_fleet(load(base, save_allocations_file=False), progress=None)
         healthy(base)
 
-        with PathPing(topo) as pinger:
-            started = time.perf_counter()
-            record = run_book("rollout", changed, work / "changes")
-            total = time.perf_counter() - started
-            measured = pinger.stop()
+        record, total, measured = timed_run(topo, "rollout", changed, work / "changes")
         events = read_journal(record / "journal.jsonl")
         gates = [e for e in events if e["event"] == "gate"]
         waves = [e for e in events if e["event"] == "wave-start"]
@@ -108,30 +121,18 @@ def main() -> None:
         losses("the rollout (hold time 6 s before, 9 s after)", measured, record)
         healthy(changed)
 
-        with PathPing(topo) as pinger:
-            started = time.perf_counter()
-            record = run_book("rotate-keys", changed, work / "changes")
-            total = time.perf_counter() - started
-            measured = pinger.stop()
+        record, total, measured = timed_run(topo, "rotate-keys", changed, work / "changes")
         print(f"rotate-keys.yaml: {total:.1f} s")
         losses("rotate-keys.yaml (hold time 9 s)", measured, record)
 
         # The same with preshared keys: each tunnel's key renewed at both ends as well.
-        psk = work / "psk"
-        shutil.copytree(changed, psk)
-        defaults = yaml.safe_load((psk / "defaults.yaml").read_text())
-        defaults["data"]["fleet"]["preshared_keys"] = True
-        (psk / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+        psk = with_setting(changed, work / "psk", "preshared_keys", True)
         started = time.perf_counter()
         apply_fleet(load(psk, save_allocations_file=False), progress=None)
         setup = time.perf_counter() - started
         print(f"preshared keys set up on 12 tunnels (24 ends) by one apply: {setup:.1f} s")
         healthy(psk)
-        with PathPing(topo) as pinger:
-            started = time.perf_counter()
-            record = run_book("rotate-keys", psk, work / "changes")
-            with_psk = time.perf_counter() - started
-            measured = pinger.stop()
+        record, with_psk, measured = timed_run(topo, "rotate-keys", psk, work / "changes")
         print(f"rotate-keys.yaml with preshared keys: {with_psk:.1f} s "
               f"(-> {with_psk / total:.2f}x the run without)")  # fmt: skip
         losses("rotate-keys.yaml with preshared keys (hold time 9 s)", measured, record)
