@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from nornir.core.task import Task
 
 from wgfleet import commands as cmd
@@ -30,6 +32,20 @@ def run(task: Task, command: str, *, what: str) -> str:
             f"{(result.stderr or result.stdout).strip()[-800:]}\n  command: {command}"
         )
     return str(result.stdout)
+
+
+def locked_message(host: str, raw: str) -> str:
+    """Why ``host`` is refused: who holds its lock (the lock file's JSON in ``raw``)."""
+    try:
+        holder = json.loads(raw)
+    except json.JSONDecodeError:
+        holder = {"owner": "unknown", "raw": raw[:200]}
+    return (
+        f"{host} is locked by {holder.get('owner', '?')} since {holder.get('started', '?')} "
+        f"(runbook {holder.get('runbook', '?')}, change {holder.get('change') or '-'}, run "
+        f"{holder.get('run_id', '?')}); if that run is dead, clear it with "
+        f"`wgfleet runbook unlock {host}`"
+    )
 
 
 def paths_of(plan: FleetPlan) -> GatewayPaths:

@@ -24,7 +24,15 @@ from wgfleet.converge import (
 from wgfleet.facts import GatewayFacts, parse_gather
 from wgfleet.plan import FleetPlan
 from wgfleet.render import RenderedGateway, render_gateway
-from wgfleet.tasks._common import apply_changes, paths_of, report, run
+from wgfleet.tasks._common import (
+    ApplyError,
+    apply_changes,
+    conn,
+    locked_message,
+    paths_of,
+    report,
+    run,
+)
 from wgfleet.tasks.bird import converge_bird
 
 # --- tasks ----------------------------------------------------------------------------------
@@ -40,11 +48,15 @@ def gather_facts(task: Task, plan: FleetPlan, sweep: bool = False) -> Result:
     return Result(host=task.host, result=facts)
 
 
-def ensure_keys(task: Task, plan: FleetPlan, dry_run: bool | None = None) -> Result:
+def ensure_keys(
+    task: Task, plan: FleetPlan, dry_run: bool | None = None, run_id: str | None = None
+) -> Result:
     """Generate the gateway's WireGuard private key on the gateway if missing.
 
     Returns only the public key (``None`` under dry run when no key exists yet). The private
-    key is created with umask 077 and never leaves the gateway.
+    key is created with umask 077 and never leaves the gateway. Fails, changing nothing,
+    when a runbook run other than ``run_id`` holds the gateway's lock (every apply starts
+    here, so an apply never interferes with a change window in progress).
     """
     paths = paths_of(plan)
     if task.is_dry_run(dry_run):
@@ -57,7 +69,17 @@ def ensure_keys(task: Task, plan: FleetPlan, dry_run: bool | None = None) -> Res
             changed=True,
             diff=f"# would generate a private key in {paths.private_key} (mode 0600)\n",
         )
-    lines = run(task, cmd.ensure_key(paths), what="generating the key").split()
+    done = conn(task).run(cmd.ensure_key(paths, run_id), check=False)
+    if done.exit_status == cmd.LOCKED_STATUS:
+        return Result(
+            host=task.host, failed=True, result=locked_message(task.host.name, done.stdout)
+        )
+    if done.exit_status != 0:
+        raise ApplyError(
+            f"{task.host.name}: generating the key failed (exit {done.exit_status}): "
+            f"{(done.stderr or done.stdout).strip()[-800:]}"
+        )
+    lines = str(done.stdout).split()
     generated = lines[:1] == ["generated"]
     return Result(
         host=task.host,

@@ -11,12 +11,13 @@ from nornir.core.task import Result, Task
 from wgfleet import commands as cmd
 from wgfleet.converge import psk_matches
 from wgfleet.facts import GatewayFacts
+from wgfleet.paths import GatewayPaths
 from wgfleet.plan import FleetPlan, Tunnel
-from wgfleet.tasks._common import conn, paths_of, run
+from wgfleet.tasks._common import conn, locked_message, paths_of, run
 from wgfleet.tasks.bird import undo_bird
 from wgfleet.tasks.converge import gather_facts
 
-LOCK_FILE = "/run/wgfleet/lock"
+LOCK_FILE = GatewayPaths().lock
 
 
 def _lock_script(record: dict[str, Any]) -> str:
@@ -48,19 +49,10 @@ def acquire_lock(task: Task, record: dict[str, Any]) -> Result:
     try:
         holder = json.loads(out)
     except json.JSONDecodeError:
-        holder = {"owner": "unknown", "raw": out[:200]}
+        holder = {}
     if holder.get("run_id") == record.get("run_id"):
         return Result(host=task.host, changed=False, result=holder)
-    return Result(
-        host=task.host,
-        failed=True,
-        result=(
-            f"{task.host.name} is locked by {holder.get('owner', '?')} since "
-            f"{holder.get('started', '?')} (runbook {holder.get('runbook', '?')}, change "
-            f"{holder.get('change') or '-'}, run {holder.get('run_id', '?')}); if that run is "
-            f"dead, clear it with `wgfleet runbook unlock {task.host.name}`"
-        ),
-    )
+    return Result(host=task.host, failed=True, result=locked_message(task.host.name, out))
 
 
 def release_lock(task: Task, run_id: str | None = None) -> Result:

@@ -192,15 +192,30 @@ def publish_public_key(paths: GatewayPaths) -> str:
     )
 
 
-def ensure_key(paths: GatewayPaths) -> str:
+LOCKED_STATUS = 75  # EX_TEMPFAIL: another run holds the gateway
+
+
+def refuse_if_locked(paths: GatewayPaths, run_id: str | None) -> str:
+    """Exit ``LOCKED_STATUS`` printing the lock record when a runbook run other than
+    ``run_id`` holds the gateway (any run when ``run_id`` is None)."""
+    lock = q(paths.lock)
+    needle = q(f'"run_id": "{run_id}"')
+    mine = f" && ! grep -qF -- {needle} {lock}" if run_id else ""
+    return f"if [ -s {lock} ]{mine}; then cat {lock}; exit {LOCKED_STATUS}; fi; "
+
+
+def ensure_key(paths: GatewayPaths, run_id: str | None = None) -> str:
     """Generate the private key on the gateway if it has none (umask 077); print the public key.
 
     Prints ``generated`` first when it made a key. The key never leaves the gateway: only
-    ``wg pubkey`` output is printed.
+    ``wg pubkey`` output is printed. A gateway locked by a runbook run other than
+    ``run_id`` is refused before anything (see :func:`refuse_if_locked`): this is the
+    first thing every apply runs on a gateway, so an apply never interferes with a run.
     """
     key, directory = q(paths.private_key), q(paths.wireguard_dir)
     return (
-        f"umask 077 && mkdir -p {directory} && chmod 700 {directory} && "
+        refuse_if_locked(paths, run_id)
+        + f"umask 077 && mkdir -p {directory} && chmod 700 {directory} && "
         f"if [ ! -s {key} ]; then wg genkey > {key}.tmp && mv -f {key}.tmp {key} && "
         f"echo generated; fi && {publish_public_key(paths)}"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -155,19 +155,22 @@ def collect_public_keys(
     targets: set[str],
     *,
     check: bool,
-    prepare: set[str] = frozenset(),  # type: ignore[assignment]
+    prepare: Collection[str] = (),
+    run_id: str | None = None,
 ) -> tuple[dict[str, str], AggregatedResult]:
     """Ensure keys on the targets (generate if missing) and read them from their peers.
 
     Peers in ``prepare`` (later waves of the same runbook run) get a key generated too:
     a file on the gateway, nothing live, so that tunnels towards them can be built now.
+    A gateway locked by a runbook run other than ``run_id`` fails here, untouched.
     """
     peers = {t.peer for name in targets for t in loaded.plan.gateway(name).tunnels} - targets
     making = targets | (peers & set(prepare))
     keys: dict[str, str] = {}
     result = nr.filter(filter_func=lambda h: h.name in making).run(
-        task=ensure_keys, plan=loaded.plan, dry_run=check, on_failed=True, name="ensure_keys"
-    )
+        task=ensure_keys, plan=loaded.plan, dry_run=check, on_failed=True, name="ensure_keys",
+        run_id=run_id,
+    )  # fmt: skip
     if peers - making:
         peer_result = nr.filter(filter_func=lambda h: h.name in peers - making).run(
             task=ensure_keys, plan=loaded.plan, dry_run=True, on_failed=True, name="read_public_key"
@@ -192,6 +195,7 @@ def apply_fleet(
     parts: tuple[str, ...] = ("keys", "namespace", "tunnels", "bird"),
     bird_confirm_timeout: int | None = None,
     prepare: Sequence[str] = (),
+    run_id: str | None = None,
 ) -> RunReport:
     """Converge the selected gateways; return one outcome per gateway.
 
@@ -201,6 +205,7 @@ def apply_fleet(
     later waves of the same run: their private keys and the preshared keys they share with
     the selected gateways are made now (files only, nothing live on them changes), so that
     the tunnels towards them are built in this wave and come up when theirs comes.
+    A gateway whose lock a runbook run holds is refused, unless ``run_id`` is that run's.
     """
     started = time.monotonic()
     nr = nornir_for(loaded, workers)
@@ -211,8 +216,9 @@ def apply_fleet(
         ]
         prepared = set(prepare) - set(targets)
         keys, key_result = collect_public_keys(
-            nr, loaded, set(targets), check=check or "keys" not in parts, prepare=prepared
-        )
+            nr, loaded, set(targets), check=check or "keys" not in parts, prepare=prepared,
+            run_id=run_id,
+        )  # fmt: skip
         failed_keys = [name for name in targets if key_result[name].failed]
         report = RunReport("apply", check)
         report.outcomes += outcomes(key_result, failed_keys, {})

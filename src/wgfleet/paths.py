@@ -13,6 +13,7 @@ Layout on a gateway (``<ns>`` is the private namespace, ``private`` by default):
     /run/bird/wgfleet-<ns>.ctl         BIRD control socket (``birdc -s``)
     /run/bird/wgfleet-<ns>.pid         BIRD pidfile (``bird -P``)
     /var/log/bird-wgfleet-<ns>.log     BIRD log file (``log "…" all;``)
+    /run/wgfleet/lock                  a runbook run's lock (owner, time, runbook, run id)
 
 One key per gateway, shared by all its tunnels: a peer file joined after a key-only file
 (``[Interface]`` + ``PrivateKey``) is what ``wg syncconf`` receives, so no pushed file and no
@@ -97,6 +98,11 @@ class GatewayPaths:
     def bird_pidfile(self) -> str:
         """BIRD's pidfile (``bird -P``)."""
         return self._at(posixpath.join(BIRD_RUN_DIR, f"wgfleet-{self.namespace}.pid"))
+
+    @property
+    def lock(self) -> str:
+        """The lock a runbook run holds on the gateway (JSON: owner, started, run_id …)."""
+        return self._at("/run/wgfleet/lock")
 
     @property
     def bird_log(self) -> str:

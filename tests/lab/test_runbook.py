@@ -16,7 +16,7 @@ import yaml
 from tests.lab.conftest import Lab, wait_healthy
 from tests.lab.helpers import PATHS, fingerprint
 from tests.lab.pathping import Measurement, PathPing, leftovers, phases_from_journal
-from wgfleet.fleet import load
+from wgfleet.fleet import apply_fleet, load
 from wgfleet.lab import manager
 from wgfleet.runbook.engine import Engine, LockedError, Options, Outcome
 from wgfleet.runbook.record import read_journal
@@ -278,6 +278,13 @@ def test_an_interrupted_run_is_rolled_back_or_resumed(
     # Wave 1 was applied, BIRD tried the candidate, the locks are still held.
     assert "unconfirmed" in live_bird(lab, "V1-1")
     assert "stepwise" in lab.sh("V1-2", "cat /run/wgfleet/lock")[1]
+    # Meanwhile a plain apply is refused on a gateway the run holds, naming the run.
+    report = apply_fleet(load(inventory, save_allocations_file=False), limit=["V1-2"],
+                         progress=None)  # fmt: skip
+    (refused,) = report.outcomes
+    assert refused.status == "failed", refused
+    assert "V1-2 is locked by" in refused.message and "runbook stepwise" in refused.message
+    assert "hold time 6;" in lab.sh("V1-2", f"cat {PATHS.bird_config}")[1], "untouched"
     outcome = engine(interrupt).rollback(record)
     assert outcome.result == "rolled-back"
     for gw in ("V1-1", "V2-1", "V3-1"):

@@ -471,3 +471,39 @@ def test_a_batch_failure_without_markers_keeps_all_of_stderr() -> None:
         None,
         "sudo: a password is required",
     )
+
+
+# --- a gateway locked by a runbook run ---------------------------------------------------------
+
+LOCK = '{"change": "CHG-1", "owner": "alice@ops", "run_id": "0123abcd", "runbook": "rollout"}\n'
+
+
+@pytest.mark.parametrize(
+    ("lock", "run_id", "refused"),
+    [
+        (None, None, False),
+        (LOCK, None, True),  # a plain apply never runs on a gateway a run holds
+        (LOCK, "ffff0000", True),  # nor does another run
+        (LOCK, "0123abcd", False),  # the holder itself does
+    ],
+)
+def test_a_key_is_only_made_on_a_gateway_no_other_run_holds(
+    tmp_path: Path,
+    gw: GatewayPaths,
+    stub_wg: dict[str, str],
+    lock: str | None,
+    run_id: str | None,
+    refused: bool,
+) -> None:
+    if lock is not None:
+        Path(gw.lock).parent.mkdir(parents=True)
+        Path(gw.lock).write_text(lock)
+    done = _sh(cmd.ensure_key(gw, run_id), tmp_path, PATH=stub_wg["PATH"])
+    if refused:
+        assert done.returncode == cmd.LOCKED_STATUS
+        assert done.stdout == LOCK
+        assert not Path(gw.private_key).exists(), "nothing was touched"
+    else:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[0] == "generated"
+        assert Path(gw.private_key).read_text().strip() == DUMMY_KEY

@@ -60,6 +60,7 @@ class WaveSteps:
     """What a run knows, and how it runs one step (see the module docstring)."""
 
     runbook: Runbook
+    run_id: str
     loaded: Loaded
     options: Options
     journal: Journal | None
@@ -138,7 +139,7 @@ class WaveSteps:
         report = apply_fleet(
             self.loaded, limit=list(wave.gateways), workers=self.options.workers,
             progress=None, parts=parts, bird_confirm_timeout=int(self.remaining + 60),
-            templates_dir=self.options.templates, prepare=later,
+            templates_dir=self.options.templates, prepare=later, run_id=self.run_id,
         )  # fmt: skip
         for outcome in report.outcomes:
             self._event("host", wave=wave.number, step=step.title, gateway=outcome.host,
