@@ -271,6 +271,21 @@ def ip_ns(namespace: str | None, args: str) -> str:
     return f"ip -n {q(namespace)} {args}" if namespace else f"ip {args}"
 
 
+def fallback_script(
+    namespace: str, routes: list[tuple[str, str, str]], metric: int, add: bool
+) -> str:
+    """Add (``replace``: idempotent) or delete fallback routes ``(prefix, via, device)`` in
+    the private namespace; deleting a route that is not there is not an error."""
+    lines = []
+    for prefix, via, dev in routes:
+        spec = f"{q(prefix)} via {q(via)} dev {q(dev)} metric {int(metric)} proto static"
+        if add:
+            lines.append(ip_ns(namespace, f"route replace {spec}"))
+        else:
+            lines.append(ip_ns(namespace, f"route del {spec}") + " 2>/dev/null || true")
+    return "\n".join(["set -e", *lines] if add else lines) + "\n"
+
+
 def bird_check(path: str) -> str:
     """Syntax-check a BIRD config without starting anything."""
     return f"bird -p -c {q(path)}"

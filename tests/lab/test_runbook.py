@@ -104,6 +104,18 @@ def test_rollout_of_a_changed_setting_keeps_the_sites_connected(
     waves = [e for e in events if e["event"] == "wave-end"]
     assert [w["status"] for w in waves] == ["ok", "ok"]
     assert (outcome.record / "summary.md").read_text().count("passed") >= 2  # type: ignore[operator]
+    # Each wave's gateways fell back on their site partners while their BGP sessions
+    # restarted, and the fallback routes are gone afterwards.
+    fallbacks = [
+        (e["wave"], e["status"], e["gateways"]) for e in events if e["event"] == "fallback"
+    ]
+    assert fallbacks == [
+        (1, "installed", ["V1-1", "V2-1", "V3-1"]), (1, "removed", ["V1-1", "V2-1", "V3-1"]),
+        (2, "installed", ["V1-2", "V2-2", "V3-2"]), (2, "removed", ["V1-2", "V2-2", "V3-2"]),
+    ]  # fmt: skip
+    for gw in lab.topo.gateways:
+        static = "ip -n private route show proto static; ip -n private -6 route show proto static"
+        assert lab.sh(gw.name, static)[1] == "", gw.name
     # Back to the fleet's own settings, the same way.
     assert run_book(converged, tmp_path).result == "success"
     wait_healthy(converged)

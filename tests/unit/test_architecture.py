@@ -26,6 +26,7 @@ CORE = (
     "observation",
     "findings",
     "psk",
+    "fallback",
 )
 CORE_PREFIXES = ("inventory", "parsers", "checks", "report")
 FORBIDDEN = ("paramiko", "wgfleet.connection", "wgfleet.tasks", "wgfleet.cli", "wgfleet.lab",

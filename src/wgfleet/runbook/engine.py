@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wgfleet.errors import BadInputError, ExitStatus, Problem, WgfleetError
+from wgfleet.fallback import wave_fallbacks
 from wgfleet.fleet import Loaded, apply_fleet, nornir_for, select
 from wgfleet.outcomes import failure_message
 from wgfleet.runbook import (
@@ -160,6 +161,7 @@ class Engine(WaveSteps):
         if point.state == "in-wave" and first < len(waves):
             # Our own tried BIRD config of the interrupted wave: revert it, then redo the wave.
             self._nornir(waves[first].gateways).run(task=undo_bird, plan=self.loaded.plan)
+            self._fallback_off(waves[first])
             # Keys it already replaced go back first, so that the redone rotation keeps the
             # originals as ``.prev`` (what a rollback of the resumed wave must restore).
             self.rotated, self.rotated_psks = journaled_rotation(events, first + 1)
@@ -182,6 +184,7 @@ class Engine(WaveSteps):
             raise RunbookError(f"{record}: wave {number} has no snapshot to roll back to")
         self.rotated, self.rotated_psks = journaled_rotation(events, number)
         self._rollback(wave)
+        self._fallback_off(wave)
         self._event("wave-end", wave=number, status="rolled-back")
         message = f"wave {number} rolled back after the interruption"
         self._event("run-end", result="rolled-back", message=message)
@@ -257,10 +260,15 @@ class Engine(WaveSteps):
                 continue
             self._event("wave-start", wave=wave.number, gateways=list(wave.gateways))
             self.done |= set(wave.gateways)
-            ok, message = self._wave(wave, waves, snapshot if index == first else None)
+            fallback = self._fallback_on(wave)
+            try:
+                ok, message = self._wave(wave, waves, snapshot if index == first else None)
+                if not ok and self.runbook.on_failure == "rollback":
+                    self._rollback(wave)
+            finally:
+                self._fallback_off(wave, fallback)
             if not ok:
                 if self.runbook.on_failure == "rollback":
-                    self._rollback(wave)
                     self._event("wave-end", wave=wave.number, status="rolled-back")
                     later = [g for w in waves[index + 1 :] for g in w.gateways]
                     return "rolled-back", (
@@ -373,9 +381,12 @@ class Engine(WaveSteps):
         for wave in waves:
             self._say(f"=== wave {wave.number}: {', '.join(wave.gateways)}")
             for step in self.runbook.wave:
-                self._say(
-                    f"  {step.title}: would {describe(self.runbook, step, wave.gateways, plan)}"
-                )
+                would = describe(self.runbook, step, wave.gateways, plan)
+                self._say(f"  {step.title}: would {would}")
+            if any(step.kind in ("apply", "rotate-keys") for step in self.runbook.wave):
+                planned = wave_fallbacks(plan, wave.gateways)
+                pairs = ", ".join(f"{n} via {p}" for n, (p, _) in sorted(planned.items()))
+                self._say(f"  while it changes: fallback routes {pairs or '(none: no partner)'}")
             report = apply_fleet(self.loaded, limit=list(wave.gateways), check=True,
                                  workers=self.options.workers, progress=None,
                                  templates_dir=self.options.templates)  # fmt: skip

@@ -20,6 +20,8 @@ numbered from 1, steps are named by their title, ``wave[1] (gate)``)::
     rollback    wave gateway status=ok|failed undone=[what was restored…] [message]
     rotated     wave keys=[gateway…] | psk={gateway: [interface…]}  (keys replaced, not
                 the keys: what a rollback of the wave puts back)
+    fallback    wave status=installed|removed gateways=[…] failed=[…]  (routes via the site
+                partners while the wave changes its gateways)
     run-end     result=success|failed|rolled-back|interrupted [message]
                 [stopped_at={wave step}]
 

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from nornir.core.task import Result, Task
 
+from wgfleet.fallback import FallbackRoute, wave_fallbacks
 from wgfleet.findings import Finding
 from wgfleet.fleet import Loaded, apply_fleet, nornir_for
 from wgfleet.fleet_psk import write_pairs
@@ -35,7 +36,13 @@ from wgfleet.runbook import (
 from wgfleet.runbook.gates import gate_pending, satisfies
 from wgfleet.runbook.record import Journal
 from wgfleet.runbook.waves import Wave
-from wgfleet.tasks.runbook import Snapshot, decommission_gateway, rollback_gateway, rotate_key
+from wgfleet.tasks.runbook import (
+    Snapshot,
+    decommission_gateway,
+    rollback_gateway,
+    rotate_key,
+    set_fallback,
+)
 from wgfleet.verify import verify_fleet
 
 GATE_POLL = 1.0
@@ -71,6 +78,45 @@ class WaveSteps:
     remaining: float
     rotated: list[str]
     rotated_psks: dict[str, list[str]]
+
+    def _fallback_on(self, wave: Wave) -> dict[str, tuple[FallbackRoute, ...]]:
+        """Give the wave's gateways fallback routes via their site partners, for waves that
+        apply or rotate keys (see wgfleet.fallback). Returns what was installed; a
+        failure is reported, never fatal: the routes only spare traffic."""
+        if not any(step.kind in ("apply", "rotate-keys") for step in self.runbook.wave):
+            return {}
+        planned = wave_fallbacks(self.loaded.plan, wave.gateways, self.failed)
+        done = self._set_fallback(wave, {n: routes for n, (_, routes) in planned.items()}, True)
+        pairs = ", ".join(f"{name} via {planned[name][0]}" for name in sorted(done))
+        self._say(f"  fallback routes: {pairs or 'none'}")
+        return done
+
+    def _fallback_off(
+        self, wave: Wave, installed: dict[str, tuple[FallbackRoute, ...]] | None = None
+    ) -> None:
+        """Remove the wave's fallback routes (``None``: whatever the plan gives the wave,
+        for a run picked up from its journal; removing an absent route is harmless)."""
+        if installed is None:
+            planned = wave_fallbacks(self.loaded.plan, wave.gateways)
+            installed = {name: routes for name, (_, routes) in planned.items()}
+        self._set_fallback(wave, installed, False)
+
+    def _set_fallback(
+        self, wave: Wave, routes: dict[str, tuple[FallbackRoute, ...]], present: bool
+    ) -> dict[str, tuple[FallbackRoute, ...]]:
+        if not routes:
+            return {}
+        result = self._nornir(list(routes)).run(
+            task=set_fallback, plan=self.loaded.plan, routes=routes, present=present
+        )
+        failed = sorted(name for name, multi in result.items() if multi.failed)
+        done = {name: found for name, found in routes.items() if name not in failed}
+        self._event("fallback", wave=wave.number, status="installed" if present else "removed",
+                    gateways=sorted(done), failed=failed)  # fmt: skip
+        if failed:
+            self._say(f"  fallback routes {'not installed' if present else 'left'} on "
+                      f"{', '.join(failed)}: {failure_message(result[failed[0]])}")  # fmt: skip
+        return done
 
     def _step(self, step: Step, wave: Wave | None, waves: list[Wave]) -> bool:
         started = time.monotonic()
