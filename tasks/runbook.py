@@ -11,6 +11,7 @@ from nornir.core.task import Result, Task
 from wgfleet import commands as cmd
 from wgfleet.converge import psk_matches
 from wgfleet.facts import GatewayFacts
+from wgfleet.fallback import FALLBACK_METRIC, FallbackRoute
 from wgfleet.paths import GatewayPaths
 from wgfleet.plan import FleetPlan, Tunnel
 from wgfleet.tasks._common import conn, locked_message, paths_of, run
@@ -163,6 +164,22 @@ def _sync(task: Task, plan: FleetPlan, name: str, tunnel: Tunnel | None) -> None
         cmd.in_netns(paths.namespace, cmd.feed_config(paths, name, "syncconf", psk)),
         what=f"restoring {name}",
     )
+
+
+def set_fallback(
+    task: Task, plan: FleetPlan, routes: dict[str, tuple[FallbackRoute, ...]], present: bool
+) -> Result:
+    """Install (``present``) or remove this gateway's fallback routes (see wgfleet.fallback)."""
+    mine = routes.get(task.host.name, ())
+    if mine:
+        script = cmd.fallback_script(
+            plan.settings.namespace,
+            [(r.prefix, r.via, r.device) for r in mine],
+            FALLBACK_METRIC,
+            add=present,
+        )
+        run(task, script, what="installing fallback routes" if present else "removing them")
+    return Result(host=task.host, changed=bool(mine), result=[r.prefix for r in mine])
 
 
 def rotate_key(task: Task, plan: FleetPlan) -> Result:
