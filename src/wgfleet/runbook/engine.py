@@ -36,13 +36,11 @@ from wgfleet.runbook.steps import Options, WaveSteps
 from wgfleet.runbook.summary import render_summary
 from wgfleet.runbook.waves import Wave, plan_waves
 from wgfleet.tasks.bird import confirm_bird, undo_bird
-from wgfleet.tasks.psk import forget_previous_keys, restore_psks
+from wgfleet.tasks.psk import forget_previous_keys
 from wgfleet.tasks.runbook import (
     Snapshot,
     acquire_lock,
     release_lock,
-    restore_key,
-    snapshot_gateway,
 )
 
 __all__ = [
@@ -321,26 +319,6 @@ class Engine(WaveSteps):
         return True, ""
 
     # --- rollback, locks, helpers -----------------------------------------------------------
-
-    def _snapshot(self, wave: Wave) -> dict[str, Snapshot]:
-        names = sorted(set(wave.gateways) | self._peers(wave.gateways))
-        result = self._nornir(names).run(task=snapshot_gateway, plan=self.loaded.plan)
-        return {name: multi[0].result for name, multi in result.items() if not multi.failed}
-
-    def _rollback(self, wave: Wave) -> None:
-        self._restore_keys()
-        self._rollback_gateways(wave, list(self.snapshots))
-
-    def _restore_keys(self) -> None:
-        """Put back the keys this wave replaced (files only: the rollback or the redone
-        wave then feeds them to the interfaces)."""
-        if self.rotated:
-            self._nornir(self.rotated).run(task=restore_key, plan=self.loaded.plan)
-        if self.rotated_psks:
-            self._nornir(list(self.rotated_psks)).run(
-                task=restore_psks, plan=self.loaded.plan, interfaces=self.rotated_psks
-            )
-        self.rotated, self.rotated_psks = [], {}
 
     def _lock(self, names: list[str]) -> list[str]:
         record = {

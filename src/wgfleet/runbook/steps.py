@@ -2,7 +2,7 @@
 
 :class:`WaveSteps` carries what a run knows (runbook, plan, options, failures, snapshots,
 keys replaced) and runs one step at a time: verify, pause, apply, gate, rotate-keys,
-decommission. :class:`wgfleet.runbook.engine.Engine` builds on it with the run's life:
+decommission; it also sets a wave's fallback routes and rolls a wave back. :class:`wgfleet.runbook.engine.Engine` builds on it with the run's life:
 locks, waves, rollback, resume.
 """
 
@@ -36,12 +36,15 @@ from wgfleet.runbook import (
 from wgfleet.runbook.gates import gate_pending, satisfies
 from wgfleet.runbook.record import Journal
 from wgfleet.runbook.waves import Wave
+from wgfleet.tasks.psk import restore_psks
 from wgfleet.tasks.runbook import (
     Snapshot,
     decommission_gateway,
+    restore_key,
     rollback_gateway,
     rotate_key,
     set_fallback,
+    snapshot_gateway,
 )
 from wgfleet.verify import verify_fleet
 
@@ -305,6 +308,26 @@ class WaveSteps:
                         undone=[] if multi.failed else multi[0].result,
                         message=failure_message(multi) if multi.failed else "")  # fmt: skip
             self._say(f"  rollback {name}: {'FAILED' if multi.failed else 'ok'}")
+
+    def _snapshot(self, wave: Wave) -> dict[str, Snapshot]:
+        names = sorted(set(wave.gateways) | self._peers(wave.gateways))
+        result = self._nornir(names).run(task=snapshot_gateway, plan=self.loaded.plan)
+        return {name: multi[0].result for name, multi in result.items() if not multi.failed}
+
+    def _rollback(self, wave: Wave) -> None:
+        self._restore_keys()
+        self._rollback_gateways(wave, list(self.snapshots))
+
+    def _restore_keys(self) -> None:
+        """Put back the keys this wave replaced (files only: the rollback or the redone
+        wave then feeds them to the interfaces)."""
+        if self.rotated:
+            self._nornir(self.rotated).run(task=restore_key, plan=self.loaded.plan)
+        if self.rotated_psks:
+            self._nornir(list(self.rotated_psks)).run(
+                task=restore_psks, plan=self.loaded.plan, interfaces=self.rotated_psks
+            )
+        self.rotated, self.rotated_psks = [], {}
 
     def _peers(self, names: Sequence[str]) -> set[str]:
         return {t.peer for n in names for t in self.loaded.plan.gateway(n).tunnels}
