@@ -2,8 +2,9 @@
 
 :class:`WaveSteps` carries what a run knows (runbook, plan, options, failures, snapshots,
 keys replaced) and runs one step at a time: verify, pause, apply, gate, rotate-keys,
-decommission; it also sets a wave's fallback routes and rolls a wave back. :class:`wgfleet.runbook.engine.Engine` builds on it with the run's life:
-locks, waves, rollback, resume.
+decommission; it also sets a wave's fallback routes and rolls a wave back.
+:class:`wgfleet.runbook.engine.Engine` builds on it with the run's life: locks, waves,
+resume, rollback of an interrupted run.
 """
 
 from __future__ import annotations
