@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from nornir.core.task import Task
@@ -12,6 +13,7 @@ from wgfleet.converge import FileChange, Step
 from wgfleet.errors import WgfleetError
 from wgfleet.paths import GatewayPaths
 from wgfleet.plan import FleetPlan
+from wgfleet.remote import CommandResult
 
 
 class ApplyError(WgfleetError):
@@ -27,11 +29,17 @@ def run(task: Task, command: str, *, what: str) -> str:
     """Run a command; raise ApplyError naming the host, ``what`` and stderr if it fails."""
     result = conn(task).run(command, check=False)
     if result.exit_status != 0:
-        raise ApplyError(
-            f"{task.host.name}: {what} failed (exit {result.exit_status}): "
-            f"{(result.stderr or result.stdout).strip()[-800:]}\n  command: {command}"
-        )
+        raise failure(task, what, result, command)
     return str(result.stdout)
+
+
+def failure(task: Task, what: str, result: CommandResult, command: str) -> ApplyError:
+    """The error for a command that failed: host, what it was for, exit status, its own
+    output (``stderr`` first) and the command."""
+    return ApplyError(
+        f"{task.host.name}: {what} failed (exit {result.exit_status}): "
+        f"{(result.stderr or result.stdout).strip()[-800:]}\n  command: {command}"
+    )
 
 
 def locked_message(host: str, raw: str) -> str:
@@ -88,7 +96,4 @@ def apply_changes(task: Task, files: list[FileChange], steps: list[Step]) -> Non
     index, stderr = cmd.batch_failure(str(result.stderr))
     step, command = flat[index] if index is not None else (None, "(the batch script)")
     what = step.description if step else "applying the changes"
-    raise ApplyError(
-        f"{task.host.name}: {what} failed (exit {result.exit_status}): "
-        f"{(stderr or result.stdout).strip()[-800:]}\n  command: {command}"
-    )
+    raise failure(task, what, dataclasses.replace(result, stderr=stderr), command)

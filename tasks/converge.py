@@ -25,9 +25,9 @@ from wgfleet.facts import GatewayFacts, parse_gather
 from wgfleet.plan import FleetPlan
 from wgfleet.render import RenderedGateway, render_gateway
 from wgfleet.tasks._common import (
-    ApplyError,
     apply_changes,
     conn,
+    failure,
     locked_message,
     paths_of,
     report,
@@ -69,16 +69,14 @@ def ensure_keys(
             changed=True,
             diff=f"# would generate a private key in {paths.private_key} (mode 0600)\n",
         )
-    done = conn(task).run(cmd.ensure_key(paths, run_id), check=False)
+    script = cmd.ensure_key(paths, run_id)
+    done = conn(task).run(script, check=False)
     if done.exit_status == cmd.LOCKED_STATUS:
         return Result(
             host=task.host, failed=True, result=locked_message(task.host.name, done.stdout)
         )
     if done.exit_status != 0:
-        raise ApplyError(
-            f"{task.host.name}: generating the key failed (exit {done.exit_status}): "
-            f"{(done.stderr or done.stdout).strip()[-800:]}"
-        )
+        raise failure(task, "generating the key", done, script)
     lines = str(done.stdout).split()
     generated = lines[:1] == ["generated"]
     return Result(

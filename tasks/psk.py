@@ -73,13 +73,12 @@ def restore_psks(task: Task, plan: FleetPlan, interfaces: dict[str, list[str]]) 
     created; the live interfaces are synced by the rollback that follows."""
     paths = paths_of(plan)
     mine = interfaces.get(task.host.name, [])
-    for name in mine:
-        path = cmd.q(paths.psk_file(name))
-        run(
-            task,
-            f"if [ -e {path}.prev ]; then mv -f {path}.prev {path}; else rm -f {path}; fi",
-            what=f"restoring the previous preshared key of {name}",
+    if mine:
+        script = "".join(
+            f"if [ -e {f}.prev ]; then mv -f {f}.prev {f}; else rm -f {f}; fi\n"
+            for f in (cmd.q(paths.psk_file(name)) for name in mine)
         )
+        run(task, script, what=f"restoring the previous preshared keys of {', '.join(mine)}")
     return Result(host=task.host, changed=bool(mine), result=mine)
 
 

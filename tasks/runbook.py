@@ -9,12 +9,12 @@ from typing import Any
 from nornir.core.task import Result, Task
 
 from wgfleet import commands as cmd
-from wgfleet.converge import psk_matches
+from wgfleet.converge import FileChange, Step, psk_matches
 from wgfleet.facts import GatewayFacts
 from wgfleet.fallback import FALLBACK_METRIC, FallbackRoute
 from wgfleet.paths import GatewayPaths
 from wgfleet.plan import FleetPlan, Tunnel
-from wgfleet.tasks._common import conn, locked_message, paths_of, run
+from wgfleet.tasks._common import apply_changes, locked_message, paths_of, run
 from wgfleet.tasks.bird import undo_bird
 from wgfleet.tasks.converge import gather_facts
 
@@ -116,15 +116,18 @@ def rollback_gateway(task: Task, plan: FleetPlan, before: Snapshot) -> Result:
     created = sorted(
         name for name in after.private_links if name in after.wireguard and name not in before.links
     )
-    for name in created:
-        run(
-            task,
-            f"{cmd.ip_ns(paths.namespace, f'link del dev {cmd.q(name)}')}; "
-            f"rm -f {cmd.q(paths.peer_file(name))}",
-            what=f"removing {name}",
+    files: list[FileChange] = []
+    steps = [
+        Step(
+            f"remove {name} (created by this wave)",
+            (
+                f"{cmd.ip_ns(paths.namespace, f'link del dev {cmd.q(name)}')}; "
+                f"rm -f {cmd.q(paths.peer_file(name))}",
+            ),
         )
-        undone.append(f"{name}: removed (created by this wave)")
-    connection = conn(task)
+        for name in created
+    ]
+    undone += [f"{name}: removed (created by this wave)" for name in created]
     tunnels = {t.interface: t for t in plan.gateway(task.host.name).tunnels}
     synced: set[str] = set()
     for path, old in sorted(before.files.items()):
@@ -134,12 +137,12 @@ def rollback_gateway(task: Task, plan: FleetPlan, before: Snapshot) -> Result:
         if name in created:
             continue
         if old is None:
-            run(task, f"rm -f {cmd.q(path)}", what=f"removing {path}")
+            steps.append(Step(f"remove {path} (new in this wave)", (f"rm -f {cmd.q(path)}",)))
             undone.append(f"{path}: removed (new in this wave)")
             continue
-        connection.write_file(path, old, mode=0o600)
+        files.append(FileChange(path, old, 0o600, after.files.get(path)))
         if name in after.private_links:
-            _sync(task, plan, name, tunnels.get(name))
+            steps.append(_sync(paths, name, tunnels.get(name)))
             synced.add(name)
         undone.append(f"{name}: previous peer file restored and synced")
     # A key (private or preshared) put back before this rollback: the live interface still
@@ -151,18 +154,17 @@ def rollback_gateway(task: Task, plan: FleetPlan, before: Snapshot) -> Result:
         if live is None:
             continue
         if live.public_key != after.public_key or not psk_matches(tunnel, after):
-            _sync(task, plan, name, tunnel)
+            steps.append(_sync(paths, name, tunnel))
             undone.append(f"{name}: previous keys synced")
+    apply_changes(task, files, steps)  # one round trip, stopping at the first failure
     return Result(host=task.host, changed=bool(undone), result=undone)
 
 
-def _sync(task: Task, plan: FleetPlan, name: str, tunnel: Tunnel | None) -> None:
-    paths = paths_of(plan)
+def _sync(paths: GatewayPaths, name: str, tunnel: Tunnel | None) -> Step:
     psk = tunnel is not None and tunnel.preshared_key
-    run(
-        task,
-        cmd.in_netns(paths.namespace, cmd.feed_config(paths, name, "syncconf", psk)),
-        what=f"restoring {name}",
+    return Step(
+        f"restoring {name}",
+        (cmd.in_netns(paths.namespace, cmd.feed_config(paths, name, "syncconf", psk)),),
     )
 
 

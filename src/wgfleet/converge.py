@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -274,16 +275,7 @@ def tunnel_steps(
         steps.append(
             Step(
                 f"remove the preshared key files of {', '.join(stale_keys)} (none planned)",
-                (
-                    " ".join(
-                        ["rm -f"]
-                        + [
-                            cmd.q(paths.psk_file(n) + end)
-                            for n in stale_keys
-                            for end in ("", ".prev")
-                        ]
-                    ),
-                ),
+                (_rm_with_previous(paths.psk_file(n) for n in stale_keys),),
             )
         )
     steps.extend(_removals(plan, facts, paths, wanted))
@@ -333,8 +325,12 @@ def _removals(
 
 def _remove_files(paths: GatewayPaths, interface: str) -> str:
     """Remove a tunnel's peer file and preshared key (and their kept previous versions)."""
-    files = (paths.peer_file(interface), paths.psk_file(interface))
-    return "rm -f " + " ".join(cmd.q(p + suffix) for p in files for suffix in ("", ".prev"))
+    return _rm_with_previous((paths.peer_file(interface), paths.psk_file(interface)))
+
+
+def _rm_with_previous(files: Iterable[str]) -> str:
+    """``rm -f`` of each file and its kept previous version (``.prev``)."""
+    return "rm -f " + " ".join(cmd.q(f + suffix) for f in files for suffix in ("", ".prev"))
 
 
 def _natural(name: str) -> tuple[str, int]:

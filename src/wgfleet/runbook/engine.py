@@ -248,9 +248,7 @@ class Engine(WaveSteps):
         spared: list[str] = []
         for index, planned in enumerate(waves[first:], start=first):
             # A failed gateway's site partner is never touched in a later wave.
-            failed_sites = {self.loaded.plan.gateway(g).site.number for g in self.failed}
-            keep = [g for g in planned.gateways
-                    if self.loaded.plan.gateway(g).site.number not in failed_sites]  # fmt: skip
+            keep = self._touchable(planned.gateways)
             spared += [g for g in planned.gateways if g not in keep]
             wave = Wave(planned.number, tuple(keep))
             if not keep:

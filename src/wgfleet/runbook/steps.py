@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -137,7 +137,7 @@ class WaveSteps:
             ok = self._apply(step, wave, tuple(args.parts))
         elif isinstance(args, RotateKeysArgs):
             assert wave is not None
-            ok = self._rotate(step, wave)
+            ok = self._rotate(step, args, wave)
         else:
             assert wave is not None
             ok = self._decommission(step, wave)
@@ -182,10 +182,7 @@ class WaveSteps:
     def _apply(self, step: Step, wave: Wave, parts: tuple[str, ...]) -> bool:
         # Gateways of later waves get their key files now (nothing live), so that this
         # wave builds its tunnels towards them; a failed gateway's site partner does not.
-        plan = self.loaded.plan
-        failed_sites = {plan.gateway(g).site.number for g in self.failed}
-        later = sorted(g for g in self.targets - self.done - self.failed
-                       if plan.gateway(g).site.number not in failed_sites)  # fmt: skip
+        later = self._touchable(sorted(self.targets - self.done - self.failed))
         report = apply_fleet(
             self.loaded, limit=list(wave.gateways), workers=self.options.workers,
             progress=None, parts=parts, bird_confirm_timeout=int(self.remaining + 60),
@@ -237,15 +234,14 @@ class WaveSteps:
         self._say(f"  gate {step.name}: {verdict} ({seconds} s)")
         return not pending
 
-    def _rotate(self, step: Step, wave: Wave) -> bool:
+    def _rotate(self, step: Step, args: RotateKeysArgs, wave: Wave) -> bool:
         result = self._nornir(wave.gateways).run(task=rotate_key, plan=self.loaded.plan)
         if not self._tolerate(self._record_hosts(step, wave, result, lambda _: "new key"), wave):
             return False
         wave = Wave(wave.number, tuple(g for g in wave.gateways if g not in self.failed))
         self.rotated = list(wave.gateways)
         self._event("rotated", wave=wave.number, keys=self.rotated)
-        assert isinstance(step.args, RotateKeysArgs)
-        if step.args.preshared and not self._rotate_psks(step, wave):
+        if args.preshared and not self._rotate_psks(step, wave):
             return False
         together = sorted(set(wave.gateways) | self._peers(wave.gateways))
         return self._apply(step, Wave(wave.number, tuple(together)), ("namespace", "tunnels"))
@@ -329,6 +325,11 @@ class WaveSteps:
                 task=restore_psks, plan=self.loaded.plan, interfaces=self.rotated_psks
             )
         self.rotated, self.rotated_psks = [], {}
+
+    def _touchable(self, names: Iterable[str]) -> list[str]:
+        """``names`` without the site partners of failed gateways (never touched later)."""
+        failed_sites = {self.loaded.plan.gateway(g).site.number for g in self.failed}
+        return [g for g in names if self.loaded.plan.gateway(g).site.number not in failed_sites]
 
     def _peers(self, names: Sequence[str]) -> set[str]:
         return {t.peer for n in names for t in self.loaded.plan.gateway(n).tunnels}
