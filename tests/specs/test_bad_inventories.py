@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.specs.speclib import assert_reported, edit, load_spec
 from wgfleet.errors import BadInputError, ExitStatus, Problem
 from wgfleet.inventory import load_fleet
-from wgfleet.inventory_yaml import load_yaml
 
 SPECS = Path(__file__).parent / "bad_inventories"
 SHIPPED = Path(__file__).parents[2] / "inventory"
@@ -36,25 +36,6 @@ SPEC_KEYS = {"description", "files", "replace", "set", "delete", "expect"}
 
 def _specs() -> list[Path]:
     return sorted(SPECS.glob("*.yaml"))
-
-
-def _load_spec(path: Path) -> dict[str, Any]:
-    spec, problems = load_yaml(path.read_text(encoding="utf-8"), path.name)
-    assert not problems, problems
-    assert isinstance(spec, dict), f"{path.name}: a spec is a mapping"
-    assert set(spec) <= SPEC_KEYS, f"{path.name}: unknown keys {set(spec) - SPEC_KEYS}"
-    assert spec.get("description"), f"{path.name}: say what the case is about"
-    assert spec.get("expect"), f"{path.name}: list the expected problems"
-    return spec
-
-
-def _walk(document: Any, parts: list[str]) -> Any:
-    for part in parts:
-        if isinstance(document, list):
-            document = document[int(part)]
-        else:
-            document = document.setdefault(part, {})
-    return document
 
 
 def _apply(directory: Path, spec: dict[str, Any]) -> None:
@@ -71,19 +52,11 @@ def _apply(directory: Path, spec: dict[str, Any]) -> None:
         (directory / file).write_text(text, encoding="utf-8")
     for file in {*(spec.get("set") or {}), *(spec.get("delete") or {})}:
         document = yaml.safe_load((directory / file).read_text(encoding="utf-8")) or {}
-        for dotted, value in ((spec.get("set") or {}).get(file) or {}).items():
-            *parents, last = str(dotted).split(".")
-            container = _walk(document, parents)
-            if isinstance(container, list) and int(last) == len(container):
-                container.append(value)
-            elif isinstance(container, list):
-                container[int(last)] = value
-            else:
-                container[last] = value
-        for dotted in (spec.get("delete") or {}).get(file) or []:
-            *parents, last = str(dotted).split(".")
-            container = _walk(document, parents)
-            del container[int(last) if isinstance(container, list) else last]
+        edit(
+            document,
+            (spec.get("set") or {}).get(file) or {},
+            (spec.get("delete") or {}).get(file) or [],
+        )
         (directory / file).write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
 
@@ -111,7 +84,7 @@ def test_there_are_enough_specs() -> None:
 
 @pytest.mark.parametrize("spec_path", _specs(), ids=lambda path: path.stem)
 def test_bad_inventory(spec_path: Path, inventory_copy: Path) -> None:
-    spec = _load_spec(spec_path)
+    spec = load_spec(spec_path, SPEC_KEYS)
     _apply(inventory_copy, spec)
 
     with pytest.raises(BadInputError) as caught:
@@ -119,9 +92,4 @@ def test_bad_inventory(spec_path: Path, inventory_copy: Path) -> None:
 
     problems = caught.value.problems
     assert caught.value.exit_status == ExitStatus.BAD_INPUT
-    expected: list[dict[str, str]] = spec["expect"]
-    missing = [entry for entry in expected if not any(_matches(entry, p) for p in problems)]
-    unexpected = [p for p in problems if not any(_matches(entry, p) for entry in expected)]
-    report = "\n".join(f"  {p!r}" for p in problems)
-    assert not missing, f"expected but not reported: {missing}\nreported:\n{report}"
-    assert not unexpected, f"reported but not expected: {unexpected}"
+    assert_reported(problems, spec["expect"], _matches)

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.specs.speclib import assert_reported, edit, load_spec
 from wgfleet.errors import BadInputError, ExitStatus, Problem
-from wgfleet.inventory_yaml import load_yaml
 from wgfleet.runbook.schema import parse_runbook
 
 SPECS = Path(__file__).parent / "bad_runbooks"
@@ -39,23 +39,9 @@ def _specs() -> list[Path]:
 
 
 def _load_spec(path: Path) -> dict[str, Any]:
-    spec, problems = load_yaml(path.read_text(encoding="utf-8"), path.name)
-    assert not problems, problems
-    assert isinstance(spec, dict), f"{path.name}: a spec is a mapping"
-    assert set(spec) <= SPEC_KEYS, f"{path.name}: unknown keys {set(spec) - SPEC_KEYS}"
-    assert spec.get("description"), f"{path.name}: say what the case is about"
-    assert spec.get("expect"), f"{path.name}: list the expected problems"
+    spec = load_spec(path, SPEC_KEYS)
     assert ("start" in spec) != ("text" in spec), f"{path.name}: give start or text"
     return spec
-
-
-def _walk(document: Any, parts: list[str]) -> Any:
-    for part in parts:
-        if isinstance(document, list):
-            document = document[int(part)]
-        else:
-            document = document.setdefault(part, {})
-    return document
 
 
 def _build(spec: dict[str, Any]) -> str:
@@ -65,19 +51,7 @@ def _build(spec: dict[str, Any]) -> str:
         text = text.replace(old, new)
     if spec.get("set") or spec.get("delete"):
         document = yaml.safe_load(text)
-        for dotted, value in (spec.get("set") or {}).items():
-            *parents, last = str(dotted).split(".")
-            container = _walk(document, parents)
-            if isinstance(container, list) and int(last) == len(container):
-                container.append(value)
-            elif isinstance(container, list):
-                container[int(last)] = value
-            else:
-                container[last] = value
-        for dotted in spec.get("delete") or []:
-            *parents, last = str(dotted).split(".")
-            container = _walk(document, parents)
-            del container[int(last) if isinstance(container, list) else last]
+        edit(document, spec.get("set") or {}, spec.get("delete") or [])
         text = yaml.safe_dump(document, sort_keys=False)
     return str(text)
 
@@ -105,9 +79,4 @@ def test_bad_runbook(spec_path: Path) -> None:
 
     problems = caught.value.problems
     assert caught.value.exit_status == ExitStatus.BAD_INPUT
-    expected: list[dict[str, str]] = spec["expect"]
-    missing = [entry for entry in expected if not any(_matches(entry, p) for p in problems)]
-    unexpected = [p for p in problems if not any(_matches(entry, p) for entry in expected)]
-    report = "\n".join(f"  {p!r}" for p in problems)
-    assert not missing, f"expected but not reported: {missing}\nreported:\n{report}"
-    assert not unexpected, f"reported but not expected: {unexpected}"
+    assert_reported(problems, spec["expect"], _matches)
